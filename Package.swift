@@ -1,0 +1,55 @@
+// swift-tools-version:6.0
+// VAVL trainer: distributed data-parallel training of the versatile audio-visual
+// emotion recognition model (Goncalves et al.). See README.md for the layout.
+import PackageDescription
+
+/// Release builds of the numeric modules must not check arithmetic overflow in hot
+/// loops; the flags below only apply in release configuration.
+let optimized: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "vavl",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "vavl", targets: ["vavl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: - System libraries (found through pkg-config)
+        .systemLibrary(name: "CBLAS", path: "Sources/System/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CMPI", path: "Sources/System/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "CHDF5", path: "Sources/System/CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev"])]),
+        /// Functions and constants for what Swift cannot import: MPI and HDF5 handles
+        /// that are macros over global symbols.
+        .target(name: "CShims", dependencies: ["CMPI", "CHDF5"], path: "Sources/System/CShims"),
+
+        // MARK: - Thin Swift wrappers, one module per library
+        .target(name: "BLAS", dependencies: ["CBLAS"], path: "Sources/System/BLAS",
+                swiftSettings: optimized),
+        .target(name: "MPI", dependencies: ["CMPI", "CShims"], path: "Sources/System/MPI"),
+        .target(name: "HDF5", dependencies: ["CHDF5", "CShims"], path: "Sources/System/HDF5"),
+
+        // MARK: - Tests
+        .testTarget(name: "SystemTests", dependencies: ["BLAS", "MPI", "HDF5"],
+                    path: "Tests/SystemTests"),
+        /// Two-rank tests: run under `mpirun -np 2` by Scripts/test.sh.
+        .executableTarget(name: "vavl-mpi-tests", dependencies: ["MPI"],
+                          path: "Tests/MPITests"),
+
+        // MARK: - Command-line tool
+        .executableTarget(name: "vavl", dependencies: [
+            "BLAS", "MPI", "HDF5",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Sources/vavl"),
+    ],
+    // Swift 5 language mode: the numeric core shares unsafe buffers between a training
+    // thread and MPI progress by design; Swift 6 isolation checking would add no safety there.
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,34 @@
+#include "CShims.h"
+
+MPI_Comm vavl_mpi_comm_world(void) { return MPI_COMM_WORLD; }
+MPI_Datatype vavl_mpi_float(void) { return MPI_FLOAT; }
+MPI_Datatype vavl_mpi_double(void) { return MPI_DOUBLE; }
+MPI_Datatype vavl_mpi_int64(void) { return MPI_INT64_T; }
+MPI_Datatype vavl_mpi_byte(void) { return MPI_BYTE; }
+MPI_Op vavl_mpi_op_sum(void) { return MPI_SUM; }
+MPI_Op vavl_mpi_op_max(void) { return MPI_MAX; }
+MPI_Op vavl_mpi_op_min(void) { return MPI_MIN; }
+MPI_Errhandler vavl_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
+MPI_Request vavl_mpi_request_null(void) { return MPI_REQUEST_NULL; }
+MPI_Status *vavl_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
+void *vavl_mpi_in_place(void) { return MPI_IN_PLACE; }
+int vavl_mpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
+int vavl_mpi_success(void) { return MPI_SUCCESS; }
+int vavl_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
+
+hid_t vavl_h5p_default(void) { return H5P_DEFAULT; }
+hid_t vavl_h5s_all(void) { return H5S_ALL; }
+hid_t vavl_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
+hid_t vavl_h5p_file_access(void) { return H5P_FILE_ACCESS; }
+hid_t vavl_h5t_native_float(void) { return H5T_NATIVE_FLOAT; }
+hid_t vavl_h5t_native_double(void) { return H5T_NATIVE_DOUBLE; }
+hid_t vavl_h5t_native_int64(void) { return H5T_NATIVE_INT64; }
+hid_t vavl_h5t_c_s1(void) { return H5T_C_S1; }
+unsigned vavl_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
+unsigned vavl_h5f_acc_rdwr(void) { return H5F_ACC_RDWR; }
+unsigned vavl_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }
+unsigned vavl_h5f_acc_excl(void) { return H5F_ACC_EXCL; }
+hid_t vavl_h5e_default(void) { return H5E_DEFAULT; }
+hsize_t vavl_h5s_unlimited(void) { return H5S_UNLIMITED; }
+void vavl_h5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+size_t vavl_h5t_variable(void) { return H5T_VARIABLE; }

@@ -1,0 +1,24 @@
+import ArgumentParser
+import BLAS
+import HDF5
+import MPI
+
+@main
+struct VAVLCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vavl",
+        abstract: "Distributed data-parallel trainer for VAVL audio-visual emotion recognition.",
+        subcommands: [InfoCommand.self]
+    )
+}
+
+/// Prints what this process sees of MPI and OpenBLAS; handy under `mpirun` to check a launch.
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info", abstract: "Show the MPI rank layout and BLAS threads of this launch.")
+
+    func run() throws {
+        let world = Communicator.world
+        print("rank \(world.rank) of \(world.size), OpenBLAS threads \(BLAS.threadCount)")
+    }
+}
