@@ -36,16 +36,28 @@ let package = Package(
         .target(name: "MPI", dependencies: ["CMPI", "CShims"], path: "Sources/System/MPI"),
         .target(name: "HDF5", dependencies: ["CHDF5", "CShims"], path: "Sources/System/HDF5"),
 
+        // MARK: - Numeric core: tensor kernels, layers, the VAVL model, losses, optimizer
+        .target(name: "VAVLCore", dependencies: ["BLAS"], path: "Sources/Core",
+                swiftSettings: optimized),
+
+        // MARK: - Data: the HDF5 corpus format, import, synthetic corpora, statistics
+        .target(name: "VAVLData", dependencies: ["HDF5"], path: "Sources/Data",
+                resources: [.copy("Resources")], swiftSettings: optimized),
+
         // MARK: - Tests
         .testTarget(name: "SystemTests", dependencies: ["BLAS", "MPI", "HDF5"],
                     path: "Tests/SystemTests"),
+        .testTarget(name: "CoreTests", dependencies: ["VAVLCore", "HDF5", "BLAS"],
+                    path: "Tests/CoreTests", resources: [.copy("Fixtures")]),
+        .testTarget(name: "DataTests", dependencies: ["VAVLData", "HDF5"],
+                    path: "Tests/DataTests"),
         /// Two-rank tests: run under `mpirun -np 2` by Scripts/test.sh.
         .executableTarget(name: "vavl-mpi-tests", dependencies: ["MPI"],
                           path: "Tests/MPITests"),
 
         // MARK: - Command-line tool
         .executableTarget(name: "vavl", dependencies: [
-            "BLAS", "MPI", "HDF5",
+            "BLAS", "MPI", "HDF5", "VAVLCore", "VAVLData",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/vavl"),
     ],

@@ -1,0 +1,1 @@
+// Numeric core: tensor kernels (Tensor/), layers (Layers/), the VAVL model (Model/), losses, optimizer.
