@@ -1,1 +1,0 @@
-// Numeric core: tensor kernels (Tensor/), layers (Layers/), the VAVL model (Model/), losses, optimizer.

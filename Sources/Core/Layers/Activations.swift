@@ -1,0 +1,72 @@
+/// Activation layers as forward/backward pairs over (N, C) matrices. Each saves its input
+/// (the backward needs it) by keeping a reference to the caller's matrix.
+
+/// Swish(x) = x · σ(x).
+public final class Swish {
+    public let output = Matrix()
+    public let inputGradient = Matrix()
+    private var input: Matrix?
+
+    public init() {}
+
+    public func forward(_ x: Matrix) -> Matrix {
+        input = x
+        output.resize(rows: x.rows, columns: x.columns)
+        Elementwise.swishForward(output.data, x.data, count: x.count)
+        return output
+    }
+
+    public func backward(_ dy: Matrix) -> Matrix {
+        let x = input!
+        inputGradient.resize(rows: x.rows, columns: x.columns)
+        Elementwise.swishBackward(inputGradient.data, dy.data, x.data, count: x.count)
+        return inputGradient
+    }
+}
+
+/// ReLU(x) = max(x, 0).
+public final class ReLU {
+    public let output = Matrix()
+    public let inputGradient = Matrix()
+    private var input: Matrix?
+
+    public init() {}
+
+    public func forward(_ x: Matrix) -> Matrix {
+        input = x
+        output.resize(rows: x.rows, columns: x.columns)
+        Elementwise.reluForward(output.data, x.data, count: x.count)
+        return output
+    }
+
+    public func backward(_ dy: Matrix) -> Matrix {
+        let x = input!
+        inputGradient.resize(rows: x.rows, columns: x.columns)
+        Elementwise.reluBackward(inputGradient.data, dy.data, x.data, count: x.count)
+        return inputGradient
+    }
+}
+
+/// GLU over channels: (N, 2C) → (N, C), `a · σ(b)` with `a` the first C channels.
+public final class GLU {
+    public let output = Matrix()
+    public let inputGradient = Matrix()
+    private var input: Matrix?
+
+    public init() {}
+
+    public func forward(_ x: Matrix) -> Matrix {
+        precondition(x.columns % 2 == 0, "GLU needs an even number of channels")
+        input = x
+        output.resize(rows: x.rows, columns: x.columns / 2)
+        Elementwise.gluForward(output.data, x.data, rows: x.rows, channels: x.columns / 2)
+        return output
+    }
+
+    public func backward(_ dy: Matrix) -> Matrix {
+        let x = input!
+        inputGradient.resize(rows: x.rows, columns: x.columns)
+        Elementwise.gluBackward(inputGradient.data, dy.data, x.data, rows: x.rows, channels: x.columns / 2)
+        return inputGradient
+    }
+}

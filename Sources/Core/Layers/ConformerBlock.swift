@@ -1,0 +1,76 @@
+/// Sizes and dropout rates of a Conformer encoder (SPEC §2.3).
+public struct ConformerConfiguration: Sendable, Equatable {
+    public var inputs: Int
+    public var channels: Int = 512
+    public var heads: Int = 8
+    public var blocks: Int = 3
+    public var feedForwardExpansion: Int = 4
+    public var convolutionKernel: Int = 31
+    public var inputDropout: Float = 0.1
+    public var feedForwardDropout: Float = 0.1
+    public var attentionDropout: Float = 0.1
+    public var attentionOutputDropout: Float = 0.1
+    public var convolutionDropout: Float = 0.1
+    public var layerNormEpsilon: Float = 1e-5
+    public var batchNormEpsilon: Float = 1e-5
+    public var batchNormMomentum: Float = 0.1
+
+    public init(inputs: Int) { self.inputs = inputs }
+}
+
+/// One macaron Conformer block:
+/// x += ½ FF1(x);  x += MHSA(x);  x += Conv(x);  x += ½ FF2(x);  x = LayerNorm(x).
+public final class ConformerBlock {
+    public let feedForward1: FeedForward
+    public let attention: RelativePositionAttention
+    public let convolution: ConvolutionModule
+    public let feedForward2: FeedForward
+    public let norm: LayerNorm
+    private let afterFeedForward1 = Matrix(), afterAttention = Matrix(), afterConvolution = Matrix()
+    private let beforeNorm = Matrix()
+    private let gradient = Matrix()  // running gradient of the residual stream
+    public let inputGradient = Matrix()
+
+    public init(_ registry: ParameterRegistry, _ name: String, _ config: ConformerConfiguration) {
+        let c = config.channels
+        (feedForward1, attention, convolution, feedForward2, norm) = registry.scope(name) {
+            (FeedForward(registry, "ff1", channels: c, expansion: config.feedForwardExpansion,
+                         dropout: config.feedForwardDropout, epsilon: config.layerNormEpsilon),
+             RelativePositionAttention(registry, "mhsa", channels: c, heads: config.heads,
+                                       attentionDropout: config.attentionDropout,
+                                       outputDropout: config.attentionOutputDropout, epsilon: config.layerNormEpsilon),
+             ConvolutionModule(registry, "conv", channels: c, kernelSize: config.convolutionKernel,
+                               dropout: config.convolutionDropout, epsilon: config.layerNormEpsilon,
+                               batchNormEpsilon: config.batchNormEpsilon, batchNormMomentum: config.batchNormMomentum),
+             FeedForward(registry, "ff2", channels: c, expansion: config.feedForwardExpansion,
+                         dropout: config.feedForwardDropout, epsilon: config.layerNormEpsilon),
+             LayerNorm(registry, "norm", channels: c, epsilon: config.layerNormEpsilon))
+        }
+    }
+
+    /// The output matrix belongs to the block's final LayerNorm.
+    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext) -> Matrix {
+        let n = x.rows, c = x.columns
+        for stage in [afterFeedForward1, afterAttention, afterConvolution, beforeNorm] { stage.resize(rows: n, columns: c) }
+        let ff1 = feedForward1.forward(x, segments: segments, context)
+        Elementwise.addScaled(afterFeedForward1.data, x.data, ff1.data, scale: 0.5, count: n * c)
+        let mhsa = attention.forward(afterFeedForward1, segments: segments, context)
+        Elementwise.addScaled(afterAttention.data, afterFeedForward1.data, mhsa.data, scale: 1, count: n * c)
+        let conv = convolution.forward(afterAttention, segments: segments, context)
+        Elementwise.addScaled(afterConvolution.data, afterAttention.data, conv.data, scale: 1, count: n * c)
+        let ff2 = feedForward2.forward(afterConvolution, segments: segments, context)
+        Elementwise.addScaled(beforeNorm.data, afterConvolution.data, ff2.data, scale: 0.5, count: n * c)
+        return norm.forward(beforeNorm, context.store)
+    }
+
+    public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
+        let count = dy.count
+        gradient.copy(from: norm.backward(dy, context.store))
+        Elementwise.accumulate(gradient.data, feedForward2.backward(gradient, context).data, scale: 0.5, count: count)
+        Elementwise.accumulate(gradient.data, convolution.backward(gradient, context).data, count: count)
+        Elementwise.accumulate(gradient.data, attention.backward(gradient, context).data, count: count)
+        Elementwise.accumulate(gradient.data, feedForward1.backward(gradient, context).data, scale: 0.5, count: count)
+        inputGradient.copy(from: gradient)
+        return inputGradient
+    }
+}

@@ -1,0 +1,62 @@
+/// The Conformer convolution module: LayerNorm → pointwise Conv1d C → 2C → GLU →
+/// depthwise Conv1d (kernel K, per utterance) → BatchNorm1d → Swish → pointwise Conv1d
+/// C → C → Dropout.
+public final class ConvolutionModule {
+    public let norm: LayerNorm
+    public let pointwise1: Linear
+    public let glu = GLU()
+    public let depthwise: DepthwiseConvolution
+    public let batchNorm: BatchNorm
+    public let swish = Swish()
+    public let pointwise2: Linear
+    public let dropout: Dropout
+    public let output = Matrix()
+    private var segments = Segments(offsets: [0])
+    private let expanded = Matrix()  // (N, 2C)
+    private let dOutput = Matrix(), dActivated = Matrix(), dExpanded = Matrix(), dNormalized = Matrix()
+
+    public init(_ registry: ParameterRegistry, _ name: String, channels: Int, kernelSize: Int, dropout: Float,
+                epsilon: Float = 1e-5, batchNormEpsilon: Float = 1e-5, batchNormMomentum: Float = 0.1) {
+        (norm, pointwise1, depthwise, batchNorm, pointwise2, self.dropout) = registry.scope(name) {
+            (LayerNorm(registry, "norm", channels: channels, epsilon: epsilon),
+             Linear(registry, "pointwise1", inputs: channels, outputs: 2 * channels, initialization: .pytorchDefault,
+                    kernelDimension: true),
+             DepthwiseConvolution(registry, "depthwise", channels: channels, kernelSize: kernelSize),
+             BatchNorm(registry, "batchnorm", channels: channels, epsilon: batchNormEpsilon, momentum: batchNormMomentum),
+             Linear(registry, "pointwise2", inputs: channels, outputs: channels, initialization: .pytorchDefault,
+                    kernelDimension: true),
+             Dropout(registry, "dropout", probability: dropout))
+        }
+    }
+
+    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext) -> Matrix {
+        let store = context.store, n = x.rows, c = x.columns
+        self.segments = segments
+        let normalized = norm.forward(x, store)
+        expanded.resize(rows: n, columns: 2 * c)
+        pointwise1.forward(expanded.data, normalized.data, rows: n, store)
+        let gated = glu.forward(expanded)
+        let convolved = depthwise.forward(gated, segments: segments, store)
+        let batchNormalized = batchNorm.forward(convolved, context)
+        let activated = swish.forward(batchNormalized)
+        output.resize(rows: n, columns: c)
+        pointwise2.forward(output.data, activated.data, rows: n, store)
+        dropout.apply(output.data, columns: c, segments: segments, context)
+        return output
+    }
+
+    public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
+        let store = context.store, n = dy.rows, c = dy.columns
+        dOutput.copy(from: dy)
+        dropout.apply(dOutput.data, columns: c, segments: segments, context)
+        dActivated.resize(rows: n, columns: c)
+        pointwise2.backward(dActivated.data, dOutput.data, swish.output.data, rows: n, store)
+        let dBatchNormalized = swish.backward(dActivated)
+        let dConvolved = batchNorm.backward(dBatchNormalized, context)
+        let dGated = depthwise.backward(dConvolved, store)
+        let dExpanded = glu.backward(dGated)
+        dNormalized.resize(rows: n, columns: c)
+        pointwise1.backward(dNormalized.data, dExpanded.data, norm.output.data, rows: n, store)
+        return norm.backward(dNormalized, store)
+    }
+}

@@ -1,0 +1,56 @@
+import BLAS
+
+/// `y = x Wᵀ + b` on the packed rows of a batch. Also serves as a pointwise (kernel-1)
+/// Conv1d, whose PyTorch weight (O, I, 1) has the same memory layout as (O, I).
+public struct Linear {
+    public let inputs: Int
+    public let outputs: Int
+    public let weight: Parameter  // (O, I)
+    public let bias: Parameter?   // (O)
+
+    public enum Initialization { case xavier, pytorchDefault }
+
+    public init(_ registry: ParameterRegistry, _ name: String, inputs: Int, outputs: Int, bias: Bool = true,
+                initialization: Initialization, kernelDimension: Bool = false) {
+        self.inputs = inputs
+        self.outputs = outputs
+        let weightInit: Initializer = initialization == .xavier
+            ? .xavierUniform(fanIn: inputs, fanOut: outputs) : .pytorchDefault(fanIn: inputs)
+        let biasInit: Initializer = initialization == .xavier ? .zeros : .pytorchDefault(fanIn: inputs)
+        (weight, self.bias) = registry.scope(name) {
+            (registry.parameter("weight", shape: kernelDimension ? [outputs, inputs, 1] : [outputs, inputs], initializer: weightInit),
+             bias ? registry.parameter("bias", shape: [outputs], initializer: biasInit) : nil)
+        }
+    }
+
+    /// y (N, O) = x (N, I) Wᵀ + b.
+    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, _ store: ParameterStore) {
+        if rows == 0 { return }
+        if let bias {
+            let b = store.pointer(bias)
+            for row in 0..<rows { (y + row * outputs).update(from: b, count: outputs) }
+        }
+        BLAS.sgemm(transposeB: .transposed, m: rows, n: outputs, k: inputs,
+                   a: x, lda: inputs, b: store.pointer(weight), ldb: inputs,
+                   beta: bias == nil ? 0 : 1, c: y, ldc: outputs)
+    }
+
+    /// dW += dyᵀ x, db += Σ dy, and dx (N, I) = dy W (or += when `accumulate`).
+    public func backward(_ dx: UnsafeMutablePointer<Float>?, accumulate: Bool = false,
+                         _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, _ store: ParameterStore) {
+        if rows == 0 { return }
+        BLAS.sgemm(transposeA: .transposed, m: outputs, n: inputs, k: rows,
+                   a: dy, lda: outputs, b: x, ldb: inputs, beta: 1, c: store.gradient(weight), ldc: inputs)
+        if let bias {
+            let db = store.gradient(bias)
+            for row in 0..<rows {
+                let dyRow = dy + row * outputs
+                for o in 0..<outputs { db[o] += dyRow[o] }
+            }
+        }
+        if let dx {
+            BLAS.sgemm(m: rows, n: inputs, k: outputs, a: dy, lda: outputs, b: store.pointer(weight), ldb: inputs,
+                       beta: accumulate ? 1 : 0, c: dx, ldc: inputs)
+        }
+    }
+}

@@ -1,0 +1,274 @@
+import BLAS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The Conformer's multi-head self-attention module with relative positions (SPEC §2.3):
+/// LayerNorm → relative-position attention → Dropout, each utterance attending over its
+/// own frames only.
+///
+/// For an utterance of T frames and head h (D = C/H):
+///   q, k, v = query(x), key(x), value(x);  p = pos(PE[0..<T])
+///   C[i, j] = (q[i] + u)·k[j],  S[i, j] = (q[i] + v_b)·p[j],  P = relshift(S)
+///   A = softmax_j((C + P) / √C_model),  context[i] = Σ_j dropout(A)[i, j] v[j]
+///   output = out(context), then dropout.
+public final class RelativePositionAttention {
+    public let channels: Int
+    public let heads: Int
+    public let headDimension: Int
+    public let norm: LayerNorm
+    public let query: Linear, key: Linear, value: Linear, out: Linear
+    public let position: Linear  // no bias
+    public let uBias: Parameter  // (H, D)
+    public let vBias: Parameter  // (H, D)
+    public let attentionDropout: Dropout
+    public let outputDropout: Dropout
+    let encoding: PositionalEncoding
+
+    public let output = Matrix()
+    public let inputGradient = Matrix()
+    private var segments = Segments(offsets: [0])
+    // Saved activations, (N, C) unless noted.
+    private let q = Matrix(), k = Matrix(), v = Matrix()
+    private let qu = Matrix(), qv = Matrix()
+    private let projectedPositions = Matrix()  // (T_max, C)
+    private let context = Matrix()
+    private var probabilities: [Float] = []    // Σ_b H T_b², softmax output per utterance and head
+    private var probabilityOffsets: [Int] = []  // (B + 1) start of utterance b's H T_b² block
+    // Scratch.
+    private var scores: [Float] = []   // (T, T)
+    private var positionScores: [Float] = []  // (T, T)
+    private var gradientScratch: [Float] = []  // (T, T)
+    private let dOutput = Matrix(), dQu = Matrix(), dQv = Matrix(), dK = Matrix(), dV = Matrix(), dContext = Matrix()
+    private let dPositions = Matrix()  // (T_max, C)
+    private let dNormalized = Matrix()
+
+    public init(_ registry: ParameterRegistry, _ name: String, channels: Int, heads: Int,
+                attentionDropout: Float, outputDropout: Float, epsilon: Float = 1e-5) {
+        precondition(channels % heads == 0, "model dimension \(channels) is not divisible by \(heads) heads")
+        self.channels = channels
+        self.heads = heads
+        headDimension = channels / heads
+        encoding = PositionalEncoding(channels: channels)
+        let d = channels / heads
+        (norm, query, key, value, out, position, uBias, vBias, self.attentionDropout, self.outputDropout) = registry.scope(name) {
+            (LayerNorm(registry, "norm", channels: channels, epsilon: epsilon),
+             Linear(registry, "query", inputs: channels, outputs: channels, initialization: .xavier),
+             Linear(registry, "key", inputs: channels, outputs: channels, initialization: .xavier),
+             Linear(registry, "value", inputs: channels, outputs: channels, initialization: .xavier),
+             Linear(registry, "out", inputs: channels, outputs: channels, initialization: .xavier),
+             Linear(registry, "pos", inputs: channels, outputs: channels, bias: false, initialization: .xavier),
+             registry.parameter("u_bias", shape: [heads, d], initializer: .xavierUniform(fanIn: d, fanOut: heads)),
+             registry.parameter("v_bias", shape: [heads, d], initializer: .xavierUniform(fanIn: d, fanOut: heads)),
+             Dropout(registry, "attention_dropout", probability: attentionDropout),
+             Dropout(registry, "dropout", probability: outputDropout))
+        }
+    }
+
+    /// P = relshift(S) for one T × T matrix, added into `target`:
+    /// P[i, j] = S[i, T−1−i+j] for j ≤ i, 0 for j = i+1, S[i+1, j−i−2] for j > i+1
+    /// (the Transformer-XL pad-and-reshape trick; SPEC §2.3 gives the index formula).
+    @inline(__always)
+    static func addRelativeShift(_ target: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, length t: Int) {
+        for i in 0..<t {
+            let row = target + i * t
+            let same = s + i * t + (t - 1 - i)
+            for j in 0...i { row[j] += same[j] }
+            if i + 1 < t {
+                let next = s + (i + 1) * t - (i + 2)
+                for j in (i + 2)..<max(t, i + 2) { row[j] += next[j] }
+            }
+        }
+    }
+
+    /// dS += relshiftᵀ(dP): the transposed scatter of ``addRelativeShift``.
+    @inline(__always)
+    static func addRelativeShiftTranspose(_ ds: UnsafeMutablePointer<Float>, _ dp: UnsafePointer<Float>, length t: Int) {
+        for i in 0..<t {
+            let row = dp + i * t
+            let same = ds + i * t + (t - 1 - i)
+            for j in 0...i { same[j] += row[j] }
+            if i + 1 < t {
+                let next = ds + (i + 1) * t - (i + 2)
+                for j in (i + 2)..<max(t, i + 2) { next[j] += row[j] }
+            }
+        }
+    }
+
+    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext) -> Matrix {
+        let store = context.store, n = x.rows, c = channels, d = headDimension
+        self.segments = segments
+        let normalized = norm.forward(x, store)
+        for (layer, target) in [(query, q), (key, k), (value, v)] {
+            target.resize(rows: n, columns: c)
+            layer.forward(target.data, normalized.data, rows: n, store)
+        }
+        // q + u and q + v_b, per head.
+        qu.resize(rows: n, columns: c)
+        qv.resize(rows: n, columns: c)
+        let u = store.pointer(uBias), vb = store.pointer(vBias)
+        for row in 0..<n {
+            let qRow = q.row(row), quRow = qu.row(row), qvRow = qv.row(row)
+            for i in 0..<c { quRow[i] = qRow[i] + u[i]; qvRow[i] = qRow[i] + vb[i] }
+        }
+        // p = pos(PE) for the longest utterance; shorter ones use its first rows.
+        let longest = segments.maximumLength
+        let table = encoding.rows(longest)
+        projectedPositions.resize(rows: longest, columns: c)
+        position.forward(projectedPositions.data, table.data, rows: longest, store)
+
+        // Per-utterance, per-head attention.
+        probabilityOffsets = [0]
+        for b in 0..<segments.count { probabilityOffsets.append(probabilityOffsets[b] + heads * segments.length(b) * segments.length(b)) }
+        if probabilities.count < probabilityOffsets.last! { probabilities = [Float](repeating: 0, count: probabilityOffsets.last!) }
+        if scores.count < longest * longest {
+            scores = [Float](repeating: 0, count: longest * longest)
+            positionScores = scores
+            gradientScratch = scores
+        }
+        self.context.resize(rows: n, columns: c)
+        let scale = 1 / Float(c).squareRoot()
+        probabilities.withUnsafeMutableBufferPointer { allProbabilities in
+            scores.withUnsafeMutableBufferPointer { scoreBuffer in
+                positionScores.withUnsafeMutableBufferPointer { positionBuffer in
+                    gradientScratch.withUnsafeMutableBufferPointer { dropped in
+                        let sc = scoreBuffer.baseAddress!, ps = positionBuffer.baseAddress!, dr = dropped.baseAddress!
+                        for b in 0..<segments.count {
+                            let start = segments.start(b), t = segments.length(b)
+                            if t == 0 { continue }
+                            for h in 0..<heads {
+                                let column = h * d
+                                BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: qu.row(start) + column, lda: c,
+                                           b: k.row(start) + column, ldb: c, c: sc, ldc: t)
+                                BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: qv.row(start) + column, lda: c,
+                                           b: projectedPositions.data + column, ldb: c, c: ps, ldc: t)
+                                Self.addRelativeShift(sc, ps, length: t)
+                                let a = allProbabilities.baseAddress! + probabilityOffsets[b] + h * t * t
+                                softmaxRows(a, sc, rows: t, columns: t, scale: scale)
+                                var weights = UnsafePointer(a)
+                                if attentionDropout.isActive(context) {
+                                    dr.update(from: a, count: t * t)
+                                    attentionDropout.applyAttention(dr, length: t, head: h, utterance: b, context)
+                                    weights = UnsafePointer(dr)
+                                }
+                                BLAS.sgemm(m: t, n: d, k: t, a: weights, lda: t, b: v.row(start) + column, ldb: c,
+                                           c: self.context.row(start) + column, ldc: c)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        output.resize(rows: n, columns: c)
+        out.forward(output.data, self.context.data, rows: n, store)
+        outputDropout.apply(output.data, columns: c, segments: segments, context)
+        return output
+    }
+
+    /// y = softmax(scale · x) per row.
+    @inline(__always)
+    private func softmaxRows(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, columns: Int, scale: Float) {
+        for row in 0..<rows {
+            let xRow = x + row * columns, yRow = y + row * columns
+            var maximum = -Float.infinity
+            for j in 0..<columns { maximum = max(maximum, xRow[j]) }
+            var sum: Float = 0
+            for j in 0..<columns {
+                let e = expf((xRow[j] - maximum) * scale)
+                yRow[j] = e
+                sum += e
+            }
+            let inverse = 1 / sum
+            for j in 0..<columns { yRow[j] *= inverse }
+        }
+    }
+
+    public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
+        let store = context.store, n = dy.rows, c = channels, d = headDimension
+        let segments = self.segments
+        // Through the output dropout (same mask), then out.
+        dOutput.copy(from: dy)
+        outputDropout.apply(dOutput.data, columns: c, segments: segments, context)
+        dContext.resize(rows: n, columns: c)
+        out.backward(dContext.data, dOutput.data, self.context.data, rows: n, store)
+
+        dQu.resizeZeroed(rows: n, columns: c)
+        dQv.resizeZeroed(rows: n, columns: c)
+        dK.resizeZeroed(rows: n, columns: c)
+        dV.resizeZeroed(rows: n, columns: c)
+        let longest = segments.maximumLength
+        dPositions.resizeZeroed(rows: longest, columns: c)
+        let scale = 1 / Float(c).squareRoot()
+        let dropoutActive = attentionDropout.isActive(context)
+        probabilities.withUnsafeMutableBufferPointer { allProbabilities in
+            scores.withUnsafeMutableBufferPointer { scoreBuffer in
+                positionScores.withUnsafeMutableBufferPointer { positionBuffer in
+                    gradientScratch.withUnsafeMutableBufferPointer { droppedBuffer in
+                        let dA = scoreBuffer.baseAddress!, dS = positionBuffer.baseAddress!, dropped = droppedBuffer.baseAddress!
+                        for b in 0..<segments.count {
+                            let start = segments.start(b), t = segments.length(b)
+                            if t == 0 { continue }
+                            for h in 0..<heads {
+                                let column = h * d
+                                let a = allProbabilities.baseAddress! + probabilityOffsets[b] + h * t * t
+                                var weights = UnsafePointer(a)
+                                if dropoutActive {
+                                    dropped.update(from: a, count: t * t)
+                                    attentionDropout.applyAttention(dropped, length: t, head: h, utterance: b, context)
+                                    weights = UnsafePointer(dropped)
+                                }
+                                // dv += A'ᵀ dcontext;  dA' = dcontext vᵀ
+                                BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: weights, lda: t,
+                                           b: dContext.row(start) + column, ldb: c, beta: 1, c: dV.row(start) + column, ldc: c)
+                                BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: dContext.row(start) + column, lda: c,
+                                           b: v.row(start) + column, ldb: c, c: dA, ldc: t)
+                                if dropoutActive {
+                                    attentionDropout.applyAttention(dA, length: t, head: h, utterance: b, context)
+                                }
+                                // dZ = A ⊙ (dA − Σ_j dA A) · scale, in place in dA.
+                                for i in 0..<t {
+                                    let aRow = a + i * t, gRow = dA + i * t
+                                    var dot: Float = 0
+                                    for j in 0..<t { dot += gRow[j] * aRow[j] }
+                                    for j in 0..<t { gRow[j] = aRow[j] * (gRow[j] - dot) * scale }
+                                }
+                                // Content term: dqu = dZ k, dk += dZᵀ qu.
+                                BLAS.sgemm(m: t, n: d, k: t, a: dA, lda: t, b: k.row(start) + column, ldb: c,
+                                           beta: 1, c: dQu.row(start) + column, ldc: c)
+                                BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: dA, lda: t,
+                                           b: qu.row(start) + column, ldb: c, beta: 1, c: dK.row(start) + column, ldc: c)
+                                // Position term: dS = relshiftᵀ(dZ); dqv = dS p, dp += dSᵀ qv.
+                                dS.update(repeating: 0, count: t * t)
+                                Self.addRelativeShiftTranspose(dS, dA, length: t)
+                                BLAS.sgemm(m: t, n: d, k: t, a: dS, lda: t, b: projectedPositions.data + column, ldb: c,
+                                           beta: 1, c: dQv.row(start) + column, ldc: c)
+                                BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: dS, lda: t,
+                                           b: qv.row(start) + column, ldb: c, beta: 1, c: dPositions.data + column, ldc: c)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // u and v_b gradients are column sums of dqu and dqv; dq = dqu + dqv.
+        let du = store.gradient(uBias), dvb = store.gradient(vBias)
+        for row in 0..<n {
+            let a = dQu.row(row), b = dQv.row(row)
+            for i in 0..<c {
+                du[i] += a[i]
+                dvb[i] += b[i]
+                a[i] += b[i]
+            }
+        }
+        let dq = dQu
+        position.backward(nil, dPositions.data, encoding.table.data, rows: longest, store)
+        dNormalized.resize(rows: n, columns: c)
+        let normalized = norm.output
+        query.backward(dNormalized.data, dq.data, normalized.data, rows: n, store)
+        key.backward(dNormalized.data, accumulate: true, dK.data, normalized.data, rows: n, store)
+        value.backward(dNormalized.data, accumulate: true, dV.data, normalized.data, rows: n, store)
+        let dx = norm.backward(dNormalized, store)
+        inputGradient.copy(from: dx)
+        return inputGradient
+    }
+}

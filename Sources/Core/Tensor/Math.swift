@@ -1,0 +1,15 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The logistic sigmoid 1 / (1 + e^−x), written so that it neither overflows nor loses
+/// precision for large |x|.
+@inline(__always)
+public func sigmoid(_ x: Float) -> Float {
+    if x >= 0 {
+        return 1 / (1 + Glibc.expf(-x))
+    } else {
+        let e = Glibc.expf(x)
+        return e / (1 + e)
+    }
+}
