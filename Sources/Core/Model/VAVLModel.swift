@@ -1,0 +1,162 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A modality of the input.
+public enum Modality: String, Codable, Sendable, CaseIterable {
+    case audio
+    case video
+}
+
+/// The contiguous ranges of the flat parameter buffer that each phase of Algorithm 1
+/// updates (SPEC §4.2). The layout acoustic-only | shared | visual-only | AV head makes each
+/// of them one range, since θ_s belongs to both unimodal groups.
+public struct PhaseGroups: Sendable, Equatable {
+    public var acoustic: Range<Int>     // θ_a, head_a, recon_a, θ_s
+    public var visual: Range<Int>       // θ_s, θ_v, head_v, recon_v
+    public var audioVisual: Range<Int>  // head_av
+    public var shared: Range<Int>       // θ_s
+
+    public func range(_ phase: Phase) -> Range<Int> {
+        switch phase {
+        case .acoustic: return acoustic
+        case .visual: return visual
+        case .audioVisual: return audioVisual
+        }
+    }
+}
+
+/// The versatile audio-visual model (SPEC §2): two modality branches, shared layers,
+/// unimodal, reconstruction and audio-visual heads, all in one flat parameter store.
+public final class VAVLModel {
+    public let configuration: VAVLConfiguration
+    public let store: ParameterStore
+    public let acoustic: ModalityBranch
+    public let visual: ModalityBranch
+    public let shared: SharedEncoder
+    public let acousticHead: MLPHead
+    public let visualHead: MLPHead
+    public let acousticReconstruction: MLPHead?
+    public let visualReconstruction: MLPHead?
+    public let audioVisualHead: MLPHead?
+    public let groups: PhaseGroups
+    private let pooling = MeanPooling()
+    private let representationGradient = Matrix()
+
+    /// Builds the module tree; parameters start at their deterministic constants — call
+    /// ``initialize(seed:)`` or load a checkpoint.
+    public init(_ config: VAVLConfiguration) {
+        configuration = config
+        let registry = ParameterRegistry()
+        let withReconstruction = config.reconstructionWeight > 0
+        func head(_ name: String, inputs: Int, outputs: Int) -> MLPHead {
+            MLPHead(registry, name, inputs: inputs, hidden1: config.headHidden1, hidden2: config.headHidden2,
+                    outputs: outputs, dropout: config.headDropout)
+        }
+        // Registration order is the flat layout: acoustic-only | shared | visual-only | AV head.
+        acoustic = ModalityBranch(registry, "acoustic", inputs: config.audioDimension, blocks: config.acousticBlocks, config)
+        acousticHead = head("head_a", inputs: config.dim, outputs: config.outputDimension)
+        acousticReconstruction = withReconstruction ? head("recon_a", inputs: config.dim, outputs: config.audioDimension) : nil
+        let sharedStart = registry.parameterCount
+        shared = SharedEncoder(registry, config)
+        let sharedEnd = registry.parameterCount
+        visual = ModalityBranch(registry, "visual", inputs: config.videoDimension, blocks: config.visualBlocks, config)
+        visualHead = head("head_v", inputs: config.dim, outputs: config.outputDimension)
+        visualReconstruction = withReconstruction ? head("recon_v", inputs: config.dim, outputs: config.videoDimension) : nil
+        let visualEnd = registry.parameterCount
+        audioVisualHead = config.audioVisualHead ? head("head_av", inputs: 2 * config.dim, outputs: config.outputDimension) : nil
+        groups = PhaseGroups(acoustic: 0..<sharedEnd, visual: sharedStart..<visualEnd,
+                             audioVisual: visualEnd..<registry.parameterCount, shared: sharedStart..<sharedEnd)
+        store = ParameterStore(registry)
+    }
+
+    public func initialize(seed: UInt64) { store.initialize(seed: seed) }
+
+    public func branch(_ modality: Modality) -> ModalityBranch { modality == .audio ? acoustic : visual }
+    public func head(_ modality: Modality) -> MLPHead { modality == .audio ? acousticHead : visualHead }
+    public func reconstruction(_ modality: Modality) -> MLPHead? {
+        modality == .audio ? acousticReconstruction : visualReconstruction
+    }
+
+    // MARK: - Representation r = mean_t LayerNorm(shared(branch(x)) + branch(x))
+
+    /// x (N, d_m) → r (B, dim). The result is overwritten by the next call.
+    public func represent(_ modality: Modality, _ x: Matrix, segments: Segments, _ context: RunContext) -> Matrix {
+        let branchOutput = branch(modality).forward(x, segments: segments, context)
+        let sharedOutput = shared.forward(branchOutput, segments: segments, context)
+        return pooling.forward(sharedOutput, segments: segments)
+    }
+
+    /// Backward of ``represent(_:_:segments:_:)`` from dr (B, dim).
+    public func representBackward(_ modality: Modality, _ dr: Matrix, _ context: RunContext) {
+        let dShared = pooling.backward(dr)
+        let dBranch = shared.backward(dShared, context)
+        branch(modality).backward(dBranch, context)
+    }
+
+    // MARK: - Inference
+
+    /// Predictions in evaluation mode for whatever modalities are present (SPEC §3):
+    /// both → head_av (or, under no-av-head, the mean of the unimodal predictions — of the
+    /// softmax probabilities for categorical); one → that modality's head.
+    /// - Returns: (B, out): logits (categorical, or probabilities under no-av-head with both), values otherwise.
+    public func predict(audio: (Matrix, Segments)?, video: (Matrix, Segments)?, _ context: RunContext) -> Matrix {
+        context.mode = .evaluation
+        var representations: [Modality: Matrix] = [:]
+        for (modality, input) in [(Modality.audio, audio), (.video, video)] {
+            guard let (features, segments) = input else { continue }
+            let r = represent(modality, features, segments: segments, context)
+            representations[modality] = Matrix(rows: r.rows, columns: r.columns, values: r.array)
+        }
+        if let ra = representations[.audio], let rv = representations[.video] {
+            if let audioVisualHead {
+                return Matrix(copying: audioVisualHead.forward(concatenate(ra, rv), context))
+            }
+            let pa = Matrix(copying: acousticHead.forward(ra, context))
+            let pv = visualHead.forward(rv, context)
+            if configuration.task == .categorical {
+                softmaxRows(pa)
+                softmaxRows(pv)
+            }
+            for i in 0..<pa.count { pa.data[i] = 0.5 * (pa.data[i] + pv.data[i]) }
+            return pa
+        }
+        if let ra = representations[.audio] { return Matrix(copying: acousticHead.forward(ra, context)) }
+        if let rv = representations[.video] { return Matrix(copying: visualHead.forward(rv, context)) }
+        return Matrix(rows: 0, columns: configuration.outputDimension)
+    }
+}
+
+/// [a | b] row by row: (B, C₁) and (B, C₂) → (B, C₁ + C₂).
+public func concatenate(_ a: Matrix, _ b: Matrix) -> Matrix {
+    precondition(a.rows == b.rows, "concatenating \(a.rows) rows with \(b.rows)")
+    let result = Matrix(rows: a.rows, columns: a.columns + b.columns)
+    for row in 0..<a.rows {
+        result.row(row).update(from: a.row(row), count: a.columns)
+        (result.row(row) + a.columns).update(from: b.row(row), count: b.columns)
+    }
+    return result
+}
+
+/// Softmax of each row in place.
+public func softmaxRows(_ m: Matrix) {
+    for row in 0..<m.rows {
+        let values = m.row(row)
+        var maximum = -Float.infinity
+        for i in 0..<m.columns { maximum = max(maximum, values[i]) }
+        var sum: Float = 0
+        for i in 0..<m.columns {
+            values[i] = expf(values[i] - maximum)
+            sum += values[i]
+        }
+        for i in 0..<m.columns { values[i] /= sum }
+    }
+}
+
+extension Matrix {
+    /// A new matrix with `other`'s shape and contents.
+    public convenience init(copying other: Matrix) {
+        self.init(rows: other.rows, columns: other.columns)
+        data.update(from: other.data, count: other.count)
+    }
+}

@@ -1,0 +1,65 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Hyperparameters of Adam (SPEC §3 defaults; PyTorch `Adam(weight_decay=)` semantics).
+public struct AdamConfiguration: Codable, Equatable, Sendable {
+    public var learningRate: Float = 5e-5
+    public var beta1: Float = 0.95
+    public var beta2: Float = 0.999
+    public var epsilon: Float = 1e-8
+    /// L2 penalty added to the gradient (not decoupled as in AdamW).
+    public var weightDecay: Float = 5e-7
+
+    public init() {}
+}
+
+/// Adam over contiguous ranges of the flat buffers, with one step count per parameter, so
+/// that the shared layers, updated in both unimodal phases, take two steps per iteration:
+///   g ← g + λθ;  m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;
+///   θ ← θ − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε).
+public final class Adam {
+    public var configuration: AdamConfiguration
+    public let store: ParameterStore
+    /// First moments, same layout as the parameters.
+    public let firstMoment: UnsafeMutablePointer<Float>
+    /// Second moments, same layout as the parameters.
+    public let secondMoment: UnsafeMutablePointer<Float>
+    /// Step count of each parameter, indexed like `store.parameters`.
+    public var steps: [Int64]
+
+    public init(store: ParameterStore, configuration: AdamConfiguration) {
+        self.store = store
+        self.configuration = configuration
+        firstMoment = .allocate(capacity: max(store.parameterCount, 1))
+        secondMoment = .allocate(capacity: max(store.parameterCount, 1))
+        firstMoment.initialize(repeating: 0, count: max(store.parameterCount, 1))
+        secondMoment.initialize(repeating: 0, count: max(store.parameterCount, 1))
+        steps = [Int64](repeating: 0, count: store.parameters.count)
+    }
+
+    deinit {
+        firstMoment.deallocate()
+        secondMoment.deallocate()
+    }
+
+    /// Updates every parameter lying inside `range` (a phase group) from its gradient.
+    public func step(_ range: Range<Int>) {
+        let lr = Double(configuration.learningRate), beta1 = configuration.beta1, beta2 = configuration.beta2
+        let epsilon = configuration.epsilon, decay = configuration.weightDecay
+        let theta = store.values, gradients = store.gradients, m = firstMoment, v = secondMoment
+        for (index, parameter) in store.parameters.enumerated() where range.contains(parameter.offset) {
+            precondition(parameter.range.upperBound <= range.upperBound, "\(parameter.name) straddles the phase range")
+            steps[index] += 1
+            let t = Double(steps[index])
+            let stepSize = Float(lr / (1 - pow(Double(beta1), t)))
+            let correction2 = Float((1 - pow(Double(beta2), t)).squareRoot())
+            for i in parameter.range {
+                let g = gradients[i] + decay * theta[i]
+                m[i] = beta1 * m[i] + (1 - beta1) * g
+                v[i] = beta2 * v[i] + (1 - beta2) * g * g
+                theta[i] -= stepSize * m[i] / (v[i].squareRoot() / correction2 + epsilon)
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+/// The losses of one phase, summed over ranks.
+public struct PhaseLoss: Equatable, Sendable {
+    /// The prediction loss (CE, Σ(1 − CCC) or L1).
+    public var prediction: Double
+    /// The reconstruction MSE (unweighted; 0 when the phase has none).
+    public var reconstruction: Double
+    /// prediction + α · reconstruction, the value that was minimised.
+    public var total: Double
+    /// Global number of utterances in the phase.
+    public var count: Int
+}
+
+/// One iteration of Algorithm 1 (SPEC §3): acoustic phase, visual phase, and audio-visual
+/// phase with everything but head_av frozen and in evaluation mode, in the configured order.
+///
+/// Every collective is issued as a function of the global phase counts alone: a phase with
+/// global count 0 is skipped on every rank, and a phase with a positive count runs on every
+/// rank, including one whose local share is empty (it contributes zeros). So all ranks make
+/// the same calls in the same order, by construction.
+public final class AlgorithmOne {
+    public let model: VAVLModel
+    public let optimizer: Adam
+    public let collectives: Collectives
+    public let context: RunContext
+    /// Synchronised BatchNorm (SPEC §4.3 default): statistics summed over ranks.
+    public var synchronizedBatchNorm = true
+    private let predictionGradient = Matrix()
+    private let reconstructionGradient = Matrix()
+    private let representationGradient = Matrix()
+
+    public init(model: VAVLModel, collectives: Collectives = LocalCollectives(), seed: UInt64? = nil) {
+        self.model = model
+        self.collectives = collectives
+        optimizer = Adam(store: model.store, configuration: model.configuration.adam)
+        context = RunContext(store: model.store)
+        context.seed = seed ?? model.configuration.seed
+    }
+
+    /// Runs the phases on this rank's share of the batch.
+    /// - Parameters:
+    ///   - counts: the global phase counts (from the global plan).
+    ///   - iteration: the global iteration number (a dropout key).
+    @discardableResult
+    public func iterate(_ batch: TrainingBatch, counts: PhaseCounts, iteration: Int) -> [Phase: PhaseLoss] {
+        context.iteration = iteration
+        context.reduceStatistics = synchronizedBatchNorm && collectives.worldSize > 1 ? { [collectives] in collectives.sum($0) } : nil
+        var losses: [Phase: PhaseLoss] = [:]
+        for phase in model.configuration.phaseOrder where counts[phase] > 0 {
+            if phase == .audioVisual && model.audioVisualHead == nil { continue }
+            let range = model.groups.range(phase)
+            model.store.zeroGradients(range)
+            context.phase = phase.dropoutKey
+            switch phase {
+            case .acoustic: losses[phase] = unimodalPhase(.audio, batch, globalCount: counts.acoustic)
+            case .visual: losses[phase] = unimodalPhase(.video, batch, globalCount: counts.visual)
+            case .audioVisual: losses[phase] = audioVisualPhase(batch, globalCount: counts.audioVisual)
+            }
+            collectives.reduceGradients(range, of: model.store)
+            optimizer.step(range)
+        }
+        return losses
+    }
+
+    /// The prediction loss and dL/dprediction for this rank's rows; CCC reduces its
+    /// statistics over ranks (one collective, issued whatever the local row count).
+    private func predictionLoss(_ predictions: Matrix, _ labels: Matrix, globalCount: Int) -> Double {
+        let config = model.configuration
+        switch config.task {
+        case .categorical:
+            return Losses.crossEntropy(logits: predictions, labels: labels, soft: config.softLabel,
+                                       globalCount: globalCount, gradient: predictionGradient)
+        case .sentiment:
+            return Losses.meanAbsoluteError(predictions: predictions, labels: labels, globalCount: globalCount,
+                                            gradient: predictionGradient)
+        case .dimensional:
+            var statistics = Losses.concordanceStatistics(predictions: predictions, labels: labels)
+            if statistics.isEmpty { statistics = [Double](repeating: 0, count: 6 * config.outputDimension) }
+            collectives.sum(&statistics)
+            let loss = Losses.concordanceLoss(predictions: predictions, labels: labels, globalStatistics: statistics,
+                                              gradient: predictionGradient)
+            // Every rank holds the whole batch statistic; count it once when shares are summed.
+            return loss / Double(collectives.worldSize)
+        }
+    }
+
+    private func unimodalPhase(_ modality: Modality, _ batch: TrainingBatch, globalCount: Int) -> PhaseLoss {
+        context.mode = .training
+        let input = batch.input(modality)
+        context.utteranceKeys = input.utterances.map { batch.keys[$0] }
+        let labels = batch.labels(of: input.utterances)
+        let r = model.represent(modality, input.features, segments: input.segments, context)
+        let head = model.head(modality)
+        let predictions = head.forward(r, context)
+        let prediction = predictionLoss(predictions, labels, globalCount: globalCount)
+        representationGradient.copy(from: head.backward(predictionGradient, context))
+        var reconstruction = 0.0
+        let alpha = model.configuration.reconstructionWeight
+        if let reconstructionHead = model.reconstruction(modality) {
+            let targets = input.frameMeans()
+            let reconstructed = reconstructionHead.forward(r, context)
+            reconstruction = Losses.meanSquaredError(predictions: reconstructed, targets: targets, globalCount: globalCount,
+                                                     gradient: reconstructionGradient)
+            for i in 0..<reconstructionGradient.count { reconstructionGradient.data[i] *= Float(alpha) }
+            let dr = reconstructionHead.backward(reconstructionGradient, context)
+            Elementwise.accumulate(representationGradient.data, dr.data, count: dr.count)
+        }
+        model.representBackward(modality, representationGradient, context)
+        var shares = [prediction, reconstruction]
+        collectives.sum(&shares)
+        return PhaseLoss(prediction: shares[0], reconstruction: shares[1], total: shares[0] + alpha * shares[1],
+                         count: globalCount)
+    }
+
+    private func audioVisualPhase(_ batch: TrainingBatch, globalCount: Int) -> PhaseLoss {
+        guard let head = model.audioVisualHead else { return PhaseLoss(prediction: 0, reconstruction: 0, total: 0, count: 0) }
+        let paired = batch.paired
+        let audio = batch.audio.restricted(to: paired), video = batch.video.restricted(to: paired)
+        precondition(audio.utterances == video.utterances, "paired utterances in the same order in both modalities")
+        // Frozen branches, shared layers and unimodal heads: evaluation mode, no backward.
+        context.mode = .evaluation
+        context.utteranceKeys = audio.utterances.map { batch.keys[$0] }
+        let ra = model.represent(.audio, audio.features, segments: audio.segments, context).copied()
+        let rv = model.represent(.video, video.features, segments: video.segments, context)
+        let joint = concatenate(ra, rv)
+        context.mode = .training
+        let predictions = head.forward(joint, context)
+        let loss = predictionLoss(predictions, batch.labels(of: audio.utterances), globalCount: globalCount)
+        head.backward(predictionGradient, context, needsInputGradient: false)
+        var shares = [loss]
+        collectives.sum(&shares)
+        return PhaseLoss(prediction: shares[0], reconstruction: 0, total: shares[0], count: globalCount)
+    }
+}
