@@ -29,6 +29,7 @@ public final class ConformerBlock {
     private let afterFeedForward1 = Matrix(), afterAttention = Matrix(), afterConvolution = Matrix()
     private let beforeNorm = Matrix()
     private let gradient = Matrix()  // running gradient of the residual stream
+    private let halfGradient = Matrix()
     public let inputGradient = Matrix()
 
     public init(_ registry: ParameterRegistry, _ name: String, _ config: ConformerConfiguration) {
@@ -66,10 +67,14 @@ public final class ConformerBlock {
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let count = dy.count
         gradient.copy(from: norm.backward(dy, context.store))
-        Elementwise.accumulate(gradient.data, feedForward2.backward(gradient, context).data, scale: 0.5, count: count)
+        // The feed-forward modules enter the residual stream scaled by ½, so they see ½ of its gradient.
+        halfGradient.resize(rows: dy.rows, columns: dy.columns)
+        for i in 0..<count { halfGradient.data[i] = 0.5 * gradient.data[i] }
+        Elementwise.accumulate(gradient.data, feedForward2.backward(halfGradient, context).data, count: count)
         Elementwise.accumulate(gradient.data, convolution.backward(gradient, context).data, count: count)
         Elementwise.accumulate(gradient.data, attention.backward(gradient, context).data, count: count)
-        Elementwise.accumulate(gradient.data, feedForward1.backward(gradient, context).data, scale: 0.5, count: count)
+        for i in 0..<count { halfGradient.data[i] = 0.5 * gradient.data[i] }
+        Elementwise.accumulate(gradient.data, feedForward1.backward(halfGradient, context).data, count: count)
         inputGradient.copy(from: gradient)
         return inputGradient
     }

@@ -1,0 +1,203 @@
+@testable import VAVLCore
+import XCTest
+
+/// Finite-difference checks of every layer's backward on ragged batches that include a
+/// one-frame utterance, in training mode with dropout on (the counter-based mask is a
+/// fixed function of the keys, so the layer stays a deterministic function).
+final class LayerGradientTests: XCTestCase {
+    let segments = Segments(lengths: [6, 1, 9, 3])
+
+    func make(columns: Int, outputColumns: Int, awayFromZero: Bool = false, mode: Mode = .training,
+              build: (ParameterRegistry) -> (forward: (Matrix, RunContext) -> Matrix, backward: (Matrix, RunContext) -> Matrix?))
+        -> LayerUnderTest {
+        let registry = ParameterRegistry()
+        let functions = build(registry)
+        let store = ParameterStore(registry)
+        store.initialize(seed: 3)
+        GradientCheck.perturbParameters(store, seed: 5)
+        let context = RunContext(store: store)
+        context.mode = mode
+        context.seed = 11
+        context.useSequentialUtteranceKeys(count: segments.count)
+        let input = GradientCheck.randomMatrix(rows: segments.totalRows, columns: columns, seed: 13, awayFromZero: awayFromZero)
+        return LayerUnderTest(store: store, context: context, segments: segments, input: input, outputColumns: outputColumns,
+                              forward: { functions.forward($0, context) }, backward: { functions.backward($0, context) })
+    }
+
+    func testLinear() {
+        let layer = make(columns: 5, outputColumns: 4) { registry in
+            let linear = Linear(registry, "linear", inputs: 5, outputs: 4, initialization: .pytorchDefault)
+            let output = Matrix(), dx = Matrix()
+            var saved: Matrix?
+            return ({ x, context in
+                saved = x
+                output.resize(rows: x.rows, columns: 4)
+                linear.forward(output.data, x.data, rows: x.rows, context.store)
+                return output
+            }, { dy, context in
+                dx.resize(rows: dy.rows, columns: 5)
+                linear.backward(dx.data, dy.data, saved!.data, rows: dy.rows, context.store)
+                return dx
+            })
+        }
+        GradientCheck.assertPasses(layer, "Linear")
+    }
+
+    func testLayerNorm() {
+        let layer = make(columns: 7, outputColumns: 7) { registry in
+            let norm = LayerNorm(registry, "norm", channels: 7)
+            return ({ x, context in norm.forward(x, context.store) }, { dy, context in norm.backward(dy, context.store) })
+        }
+        GradientCheck.assertPasses(layer, "LayerNorm")
+    }
+
+    func testTemporalConvolution() {
+        let layer = make(columns: 4, outputColumns: 3) { registry in
+            let conv = TemporalConvolution(registry, "proj", inputs: 4, outputs: 3, kernelSize: 5)
+            return ({ x, context in conv.forward(x, segments: self.segments, context.store) },
+                    { dy, context in conv.backward(dy, context.store) })
+        }
+        GradientCheck.assertPasses(layer, "TemporalConvolution")
+    }
+
+    func testDepthwiseConvolution() {
+        for kernel in [3, 7, 31] {
+            let layer = make(columns: 5, outputColumns: 5) { registry in
+                let conv = DepthwiseConvolution(registry, "depthwise", channels: 5, kernelSize: kernel)
+                return ({ x, context in conv.forward(x, segments: self.segments, context.store) },
+                        { dy, context in conv.backward(dy, context.store) })
+            }
+            GradientCheck.assertPasses(layer, "DepthwiseConvolution k=\(kernel)")
+        }
+    }
+
+    func testActivations() {
+        let swish = make(columns: 6, outputColumns: 6) { _ in
+            let layer = Swish()
+            return ({ x, _ in layer.forward(x) }, { dy, _ in layer.backward(dy) })
+        }
+        GradientCheck.assertPasses(swish, "Swish")
+        let relu = make(columns: 6, outputColumns: 6, awayFromZero: true) { _ in
+            let layer = ReLU()
+            return ({ x, _ in layer.forward(x) }, { dy, _ in layer.backward(dy) })
+        }
+        GradientCheck.assertPasses(relu, "ReLU")
+        let glu = make(columns: 8, outputColumns: 4) { _ in
+            let layer = GLU()
+            return ({ x, _ in layer.forward(x) }, { dy, _ in layer.backward(dy) })
+        }
+        GradientCheck.assertPasses(glu, "GLU")
+    }
+
+    func testBatchNormTrainingAndEvaluation() {
+        for mode in [Mode.training, .evaluation] {
+            let layer = make(columns: 5, outputColumns: 5, mode: mode) { registry in
+                let norm = BatchNorm(registry, "batchnorm", channels: 5)
+                return ({ x, context in norm.forward(x, context) }, { dy, context in norm.backward(dy, context) })
+            }
+            GradientCheck.assertPasses(layer, "BatchNorm \(mode)")
+        }
+    }
+
+    func testDropoutIsItsOwnBackward() {
+        let layer = make(columns: 6, outputColumns: 6) { registry in
+            let dropout = Dropout(registry, "dropout", probability: 0.3)
+            let output = Matrix(), dx = Matrix()
+            return ({ x, context in
+                output.copy(from: x)
+                dropout.apply(output.data, columns: 6, segments: self.segments, context)
+                return output
+            }, { dy, context in
+                dx.copy(from: dy)
+                dropout.apply(dx.data, columns: 6, segments: self.segments, context)
+                return dx
+            })
+        }
+        GradientCheck.assertPasses(layer, "Dropout")
+    }
+
+    func testRelativePositionAttention() {
+        let layer = make(columns: 8, outputColumns: 8) { registry in
+            let attention = RelativePositionAttention(registry, "mhsa", channels: 8, heads: 2,
+                                                      attentionDropout: 0.2, outputDropout: 0.1)
+            return ({ x, context in attention.forward(x, segments: self.segments, context) },
+                    { dy, context in attention.backward(dy, context) })
+        }
+        GradientCheck.assertPasses(layer, "RelativePositionAttention")
+    }
+
+    func testFeedForward() {
+        let layer = make(columns: 6, outputColumns: 6) { registry in
+            let module = FeedForward(registry, "ff1", channels: 6, expansion: 2, dropout: 0.2)
+            return ({ x, context in module.forward(x, segments: self.segments, context) },
+                    { dy, context in module.backward(dy, context) })
+        }
+        GradientCheck.assertPasses(layer, "FeedForward")
+    }
+
+    func testConvolutionModule() {
+        let layer = make(columns: 6, outputColumns: 6) { registry in
+            let module = ConvolutionModule(registry, "conv", channels: 6, kernelSize: 5, dropout: 0.2)
+            return ({ x, context in module.forward(x, segments: self.segments, context) },
+                    { dy, context in module.backward(dy, context) })
+        }
+        GradientCheck.assertPasses(layer, "ConvolutionModule")
+    }
+
+    func testConformerEncoder() {
+        var config = ConformerConfiguration(inputs: 5)
+        config.channels = 8
+        config.heads = 2
+        config.blocks = 2
+        config.convolutionKernel = 5
+        config.feedForwardExpansion = 2
+        let layer = make(columns: 5, outputColumns: 8) { registry in
+            let encoder = ConformerEncoder(registry, "encoder", config)
+            return ({ x, context in encoder.forward(x, segments: self.segments, context) },
+                    { dy, context in encoder.backward(dy, context) })
+        }
+        GradientCheck.assertPasses(layer, "ConformerEncoder", relativeTolerance: 3e-2, absoluteTolerance: 6e-3)
+    }
+
+    func testMeanPooling() {
+        let layer = make(columns: 4, outputColumns: 4) { _ in
+            let pooling = MeanPooling()
+            return ({ x, _ in pooling.forward(x, segments: self.segments) }, { dy, _ in pooling.backward(dy) })
+        }
+        GradientCheck.assertPasses(layer, "MeanPooling")
+    }
+
+    /// The checker must be able to fail: a LayerNorm whose backward drops the mean term, and
+    /// a Swish whose backward forgets the x σ'(x) term, are both caught.
+    func testCheckerCatchesWrongGradients() {
+        let wrongSwish = make(columns: 6, outputColumns: 6) { _ in
+            let layer = Swish()
+            let dx = Matrix()
+            var saved: Matrix?
+            return ({ x, _ in saved = x; return layer.forward(x) }, { dy, _ in
+                dx.resize(rows: dy.rows, columns: dy.columns)
+                for i in 0..<dy.count { dx.data[i] = dy.data[i] * sigmoid(saved!.data[i]) }  // missing term
+                return dx
+            })
+        }
+        XCTAssertFalse(GradientCheck.run(wrongSwish).failures.isEmpty, "a wrong Swish backward passed the check")
+        let wrongLinear = make(columns: 5, outputColumns: 4) { registry in
+            let linear = Linear(registry, "linear", inputs: 5, outputs: 4, initialization: .pytorchDefault)
+            let output = Matrix(), dx = Matrix()
+            var saved: Matrix?
+            return ({ x, context in
+                saved = x
+                output.resize(rows: x.rows, columns: 4)
+                linear.forward(output.data, x.data, rows: x.rows, context.store)
+                return output
+            }, { dy, context in
+                dx.resize(rows: dy.rows, columns: 5)
+                linear.backward(dx.data, dy.data, saved!.data, rows: dy.rows, context.store)
+                context.store.gradient(linear.weight)[3] *= 1.05  // one weight gradient 5 % off
+                return dx
+            })
+        }
+        let report = GradientCheck.run(wrongLinear, samples: 400)
+        XCTAssertFalse(report.failures.isEmpty, "a 5 % error in one weight gradient passed the check")
+    }
+}
