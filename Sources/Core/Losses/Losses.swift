@@ -31,7 +31,7 @@ public enum Losses {
             var maximum = -Float.infinity
             for i in 0..<k { maximum = max(maximum, z[i]) }
             var sum: Double = 0
-            for i in 0..<k { sum += exp(Double(z[i] - maximum)) }
+            for i in 0..<k { sum += exp(Double(z[i]) - Double(maximum)) }
             let logSum = log(sum) + Double(maximum)
             if soft {
                 var mass: Double = 0
