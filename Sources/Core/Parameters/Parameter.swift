@@ -66,7 +66,7 @@ public final class ParameterRegistry {
 
     /// The full dotted name of `name` in the current scope.
     public func qualified(_ name: String) -> String {
-        (prefixes + [name]).joined(separator: ".")
+        (prefixes + [name]).filter { !$0.isEmpty }.joined(separator: ".")
     }
 
     private func claim(_ name: String) -> String {
