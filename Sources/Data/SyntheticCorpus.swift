@@ -113,16 +113,28 @@ public enum SyntheticPreset: String, CaseIterable, Codable, Sendable {
 ///   offsets constant over the utterance, which averaging over frames cannot remove — they
 ///   bound what a mean-pooling model can reach and make the task non-trivial.
 ///
-/// With the defaults a mean-pooling model scores well above chance on each modality,
-/// audio clearly above video, and audio-visual above both.
+/// With each preset's defaults (``defaults(for:)``) a mean-pooling model scores well above
+/// chance on each modality, audio clearly above video, and audio-visual above both.
 public struct SyntheticSignal: Codable, Equatable, Sendable {
-    public var audioStrength: Double = 1.9
-    public var videoStrength: Double = 1.1
+    public var audioStrength: Double
+    public var videoStrength: Double
     public var utteranceNuisance: Double = 0.5
     public var speakerNuisance: Double = 0.3
     public var frameNoise: Double = 1.0
 
-    public init() {}
+    public init(audioStrength: Double, videoStrength: Double) {
+        self.audioStrength = audioStrength
+        self.videoStrength = videoStrength
+    }
+
+    /// The preset's signal strengths.
+    public static func defaults(for preset: SyntheticPreset) -> SyntheticSignal {
+        switch preset {
+        case .cremaD: return SyntheticSignal(audioStrength: 2.6, videoStrength: 2.0)
+        case .mspImprov: return SyntheticSignal(audioStrength: 1.9, videoStrength: 1.1)
+        case .mosei: return SyntheticSignal(audioStrength: 1.0, videoStrength: 0.8)
+        }
+    }
 
     /// Per-attribute modality weights for dimensional corpora (arousal, valence, dominance).
     static let dimensionalWeights: [Modality: [Double]] = [.audio: [1.0, 0.6, 0.9], .video: [0.5, 1.0, 0.5]]
@@ -143,13 +155,15 @@ public struct SyntheticOptions: Sendable {
     public var audioOnlyFraction: Double = 0
     public var videoOnlyFraction: Double = 0
     public var seed: UInt64 = 0
-    public var signal = SyntheticSignal()
+    /// How the labels show in the features (default: ``SyntheticSignal/defaults(for:)``).
+    public var signal: SyntheticSignal
     /// Rows per HDF5 chunk (default: ``CorpusWriter/defaultChunkRows(dimension:)``).
     public var chunkRows: (audio: Int, video: Int)?
 
     public init(preset: SyntheticPreset, output: String) {
         self.preset = preset
         self.output = output
+        signal = .defaults(for: preset)
     }
 }
 

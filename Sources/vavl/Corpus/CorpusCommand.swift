@@ -68,6 +68,8 @@ struct SynthCorpusCommand: ParsableCommand {
     @Option(help: "Share of utterances whose video is dropped.") var audioOnlyFraction: Double = 0
     @Option(help: "Share of utterances whose audio is dropped.") var videoOnlyFraction: Double = 0
     @Option(help: "Random seed (features, subset, dropped modalities).") var seed: UInt64 = 0
+    @Option(help: "Norm of the audio label signal (default: the preset's).") var audioStrength: Double?
+    @Option(help: "Norm of the video label signal (default: the preset's).") var videoStrength: Double?
     @Flag(help: "Print the report as JSON.") var json = false
 
     func run() throws {
@@ -81,6 +83,8 @@ struct SynthCorpusCommand: ParsableCommand {
         options.audioOnlyFraction = audioOnlyFraction
         options.videoOnlyFraction = videoOnlyFraction
         options.seed = seed
+        if let audioStrength { options.signal.audioStrength = audioStrength }
+        if let videoStrength { options.signal.videoStrength = videoStrength }
         try reportingErrors {
             CorpusWriter.removePartialFilesOnInterrupt()
             let progress = ProgressPrinter("synth")
