@@ -44,7 +44,17 @@ let package = Package(
         .target(name: "VAVLData", dependencies: ["HDF5"], path: "Sources/Data",
                 resources: [.copy("Resources")], swiftSettings: optimized),
 
+        // MARK: - Distributed: MPI collectives, gradient buckets, replica synchronisation
+        .target(name: "VAVLDistributed", dependencies: ["VAVLCore", "MPI"], path: "Sources/Distributed",
+                swiftSettings: optimized),
+
+        // MARK: - Training: sampler, loader, the training loop, checkpoints, evaluation
+        .target(name: "VAVLTraining", dependencies: ["VAVLCore", "VAVLData", "VAVLDistributed", "MPI", "HDF5"],
+                path: "Sources/Training", swiftSettings: optimized),
+
         // MARK: - Tests
+        .testTarget(name: "TrainingTests", dependencies: ["VAVLTraining", "VAVLCore", "VAVLData", "HDF5"],
+                    path: "Tests/TrainingTests"),
         .testTarget(name: "SystemTests", dependencies: ["BLAS", "MPI", "HDF5"],
                     path: "Tests/SystemTests"),
         .testTarget(name: "CoreTests", dependencies: ["VAVLCore", "HDF5", "BLAS"],
@@ -52,12 +62,12 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["VAVLData", "HDF5"],
                     path: "Tests/DataTests"),
         /// Two-rank tests: run under `mpirun -np 2` by Scripts/test.sh.
-        .executableTarget(name: "vavl-mpi-tests", dependencies: ["MPI"],
+        .executableTarget(name: "vavl-mpi-tests", dependencies: ["MPI", "VAVLCore", "VAVLData", "VAVLDistributed", "VAVLTraining"],
                           path: "Tests/MPITests"),
 
         // MARK: - Command-line tool
         .executableTarget(name: "vavl", dependencies: [
-            "BLAS", "MPI", "HDF5", "VAVLCore", "VAVLData",
+            "BLAS", "MPI", "HDF5", "VAVLCore", "VAVLData", "VAVLDistributed", "VAVLTraining",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/vavl"),
     ],

@@ -44,7 +44,7 @@ final class ModelParityTests: XCTestCase {
         let batch = try batch(fixture)
         let paired = batch.paired
         for iteration in 1...3 {
-            let losses = trainer.iterate(batch, counts: batch.localCounts, iteration: iteration)
+            let losses = try trainer.iterate(batch, counts: batch.localCounts, iteration: iteration)
             let group = try fixture.group("iteration_\(iteration)")
             var comparison = TensorComparison(tolerance: 5e-5)
             for (phase, key) in [(Phase.acoustic, "loss_acoustic"), (.visual, "loss_visual"), (.audioVisual, "loss_audio_visual")] {

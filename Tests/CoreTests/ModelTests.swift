@@ -2,7 +2,7 @@
 import XCTest
 
 final class ModelTests: XCTestCase {
-    func testPaperConfigurationHasTheParameterCountOfTheReleasedModuleTree() {
+    func testPaperConfigurationHasTheParameterCountOfTheReleasedModuleTree() throws {
         let model = VAVLModel(.paper())
         XCTAssertEqual(model.store.parameterCount, 54_371_218)
         // Phase groups: contiguous, θ_s in both unimodal groups, head_av alone.
@@ -15,7 +15,7 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(model.store.range(ofPrefixes: ["shared", "visual", "head_v", "recon_v"]), model.groups.visual)
     }
 
-    func testCanonicalNamesOfOneBlock() {
+    func testCanonicalNamesOfOneBlock() throws {
         let model = VAVLModel(.tiny(audio: 5, video: 4, outputs: 2))
         let names = Set(model.store.parameters.map(\.name))
         for name in ["acoustic.proj.weight", "acoustic.encoder.input_projection.weight",
@@ -35,7 +35,7 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(model.store.parameter(named: "acoustic.encoder.blocks.0.conv.pointwise1.weight")?.shape, [32, 16, 1])
     }
 
-    func testAblationsRemoveTheirParameters() {
+    func testAblationsRemoveTheirParameters() throws {
         var config = VAVLConfiguration.tiny(audio: 5, video: 4, outputs: 2)
         config.alpha = 0
         config.audioVisualHead = false
@@ -66,7 +66,7 @@ final class AlgorithmOneTests: XCTestCase {
         Matrix(rows: 5, columns: 3, values: [0.7, 0.2, 0.1, 0.1, 0.8, 0.1, 0.2, 0.2, 0.6, 0.5, 0.25, 0.25, 0.1, 0.1, 0.8])
     }
 
-    func testAudioVisualPhaseChangesHeadAVOnlyAndLeavesRunningStatisticsUntouched() {
+    func testAudioVisualPhaseChangesHeadAVOnlyAndLeavesRunningStatisticsUntouched() throws {
         var config = VAVLConfiguration.tiny(audio: 5, video: 4, outputs: 3)
         config.phaseOrder = [.audioVisual]
         config.learningRate = 1e-2
@@ -76,7 +76,7 @@ final class AlgorithmOneTests: XCTestCase {
         let buffersBefore = Array(UnsafeBufferPointer(start: model.store.bufferValues, count: model.store.bufferCount))
         let trainer = AlgorithmOne(model: model)
         let batch = mixedBatch(audioDimension: 5, videoDimension: 4, labels: categoricalLabels(), seed: 1)
-        trainer.iterate(batch, counts: batch.localCounts, iteration: 0)
+        try trainer.iterate(batch, counts: batch.localCounts, iteration: 0)
         let after = Array(UnsafeBufferPointer(start: model.store.values, count: model.store.parameterCount))
         for parameter in model.store.parameters {
             let changed = parameter.range.contains { before[$0] != after[$0] }
@@ -86,7 +86,7 @@ final class AlgorithmOneTests: XCTestCase {
         XCTAssertEqual(model.store.counterValues[0], 0)
     }
 
-    func testAudioOnlyUtterancesNeverTouchVisualParameters() {
+    func testAudioOnlyUtterancesNeverTouchVisualParameters() throws {
         var config = VAVLConfiguration.tiny(audio: 5, video: 4, outputs: 3)
         config.learningRate = 1e-2
         let model = VAVLModel(config)
@@ -98,7 +98,7 @@ final class AlgorithmOneTests: XCTestCase {
                                   audio: ModalityInput(features: GradientCheck.randomMatrix(rows: 6, columns: 5, seed: 1),
                                                        segments: audioSegments, utterances: [0, 1]),
                                   video: .empty(dimension: 4))
-        let losses = trainer.iterate(batch, counts: batch.localCounts, iteration: 0)
+        let losses = try trainer.iterate(batch, counts: batch.localCounts, iteration: 0)
         XCTAssertEqual(Set(losses.keys), [.acoustic])
         let after = Array(UnsafeBufferPointer(start: model.store.values, count: model.store.parameterCount))
         for parameter in model.store.parameters {
@@ -113,12 +113,12 @@ final class AlgorithmOneTests: XCTestCase {
         XCTAssertEqual(trainer.optimizer.steps[visualIndex], 0)
     }
 
-    func testSharedLayersTakeTwoAdamStepsPerIteration() {
+    func testSharedLayersTakeTwoAdamStepsPerIteration() throws {
         let model = VAVLModel(.tiny(audio: 5, video: 4, outputs: 3))
         model.initialize(seed: 3)
         let trainer = AlgorithmOne(model: model)
         let batch = mixedBatch(audioDimension: 5, videoDimension: 4, labels: categoricalLabels(), seed: 1)
-        trainer.iterate(batch, counts: batch.localCounts, iteration: 0)
+        try trainer.iterate(batch, counts: batch.localCounts, iteration: 0)
         for (index, parameter) in model.store.parameters.enumerated() {
             let expected: Int64 = parameter.name.hasPrefix("shared.") ? 2 : 1
             XCTAssertEqual(trainer.optimizer.steps[index], expected, parameter.name)
@@ -127,7 +127,7 @@ final class AlgorithmOneTests: XCTestCase {
 
     /// A tiny model overfits a handful of synthetic utterances: the loss falls ≥ 10× in all
     /// three tasks.
-    func testTinyModelOverfitsInEveryTask() {
+    func testTinyModelOverfitsInEveryTask() throws {
         for task in PredictionTask.allCases {
             var config = VAVLConfiguration.tiny(audio: 5, video: 4, outputs: task == .categorical ? 3 : (task == .dimensional ? 2 : 1))
             config.task = task
@@ -147,7 +147,7 @@ final class AlgorithmOneTests: XCTestCase {
             let batch = mixedBatch(audioDimension: 5, videoDimension: 4, labels: labels, seed: 7)
             var first: [Phase: Double] = [:], last: [Phase: Double] = [:]
             for iteration in 0..<300 {
-                let losses = trainer.iterate(batch, counts: batch.localCounts, iteration: iteration)
+                let losses = try trainer.iterate(batch, counts: batch.localCounts, iteration: iteration)
                 for (phase, loss) in losses {
                     if iteration == 0 { first[phase] = loss.prediction }
                     last[phase] = loss.prediction

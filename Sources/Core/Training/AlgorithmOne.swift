@@ -24,6 +24,11 @@ public final class AlgorithmOne {
     public let context: RunContext
     /// Synchronised BatchNorm (SPEC §4.3 default): statistics summed over ranks.
     public var synchronizedBatchNorm = true
+    /// What a non-finite phase loss does. The loss is summed over ranks before the decision,
+    /// so every rank decides the same way without an extra collective.
+    public var nonFinitePolicy: NonFinitePolicy = .abort
+    /// Phase updates skipped under ``NonFinitePolicy/skip``.
+    public private(set) var skippedUpdates = 0
     private let predictionGradient = Matrix()
     private let reconstructionGradient = Matrix()
     private let representationGradient = Matrix()
@@ -41,7 +46,7 @@ public final class AlgorithmOne {
     ///   - counts: the global phase counts (from the global plan).
     ///   - iteration: the global iteration number (a dropout key).
     @discardableResult
-    public func iterate(_ batch: TrainingBatch, counts: PhaseCounts, iteration: Int) -> [Phase: PhaseLoss] {
+    public func iterate(_ batch: TrainingBatch, counts: PhaseCounts, iteration: Int) throws -> [Phase: PhaseLoss] {
         context.iteration = iteration
         context.reduceStatistics = synchronizedBatchNorm && collectives.worldSize > 1 ? { [collectives] in collectives.sum($0) } : nil
         var losses: [Phase: PhaseLoss] = [:]
@@ -54,6 +59,11 @@ public final class AlgorithmOne {
             case .acoustic: losses[phase] = unimodalPhase(.audio, batch, globalCount: counts.acoustic)
             case .visual: losses[phase] = unimodalPhase(.video, batch, globalCount: counts.visual)
             case .audioVisual: losses[phase] = audioVisualPhase(batch, globalCount: counts.audioVisual)
+            }
+            if let loss = losses[phase], !loss.total.isFinite {
+                if nonFinitePolicy == .abort { throw NonFiniteLoss(phase: phase, iteration: iteration, value: loss.total) }
+                skippedUpdates += 1
+                continue
             }
             collectives.reduceGradients(range, of: model.store)
             optimizer.step(range)
@@ -129,5 +139,23 @@ public final class AlgorithmOne {
         var shares = [loss]
         collectives.sum(&shares)
         return PhaseLoss(prediction: shares[0], reconstruction: 0, total: shares[0], count: globalCount)
+    }
+}
+
+/// What to do when a phase's loss is NaN or infinite.
+public enum NonFinitePolicy: String, Codable, Sendable, CaseIterable {
+    /// Stop the job with a message (default).
+    case abort
+    /// Skip that phase's update on every rank and go on.
+    case skip
+}
+
+/// A phase produced a non-finite loss under ``NonFinitePolicy/abort``.
+public struct NonFiniteLoss: Error, CustomStringConvertible {
+    public var phase: Phase
+    public var iteration: Int
+    public var value: Double
+    public var description: String {
+        "the \(phase.rawValue) phase's loss is \(value) at iteration \(iteration) (diverged; lower --lr, or --nan-policy skip)"
     }
 }

@@ -1,0 +1,64 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import MPI
+import VAVLCore
+
+/// ``Collectives`` over MPI: in-place sums of statistics and bucketed gradient allreduces.
+///
+/// Gradients of a phase group are reduced bucket by bucket (``bucketSize`` floats, default
+/// 4 Mi = 16 MiB) with non-blocking allreduces that are all started before any is awaited,
+/// so the network works on one bucket while the next is handed over. Every call is a
+/// function of the range alone, so all ranks issue the same sequence.
+public final class MPICollectives: Collectives {
+    public let communicator: Communicator
+    /// Floats per gradient bucket.
+    public var bucketSize: Int
+    /// Time spent inside gradient reductions (seconds), for the benchmark's allreduce share.
+    public private(set) var reductionSeconds: Double = 0
+    /// Number of collective calls issued so far (a cheap cross-rank consistency probe).
+    public private(set) var callCount = 0
+
+    public init(communicator: Communicator = .world, bucketSize: Int = 4 << 20) {
+        self.communicator = communicator
+        self.bucketSize = max(1, bucketSize)
+    }
+
+    public var worldSize: Int { communicator.size }
+
+    public func sum(_ values: UnsafeMutableBufferPointer<Double>) {
+        callCount += 1
+        if communicator.size == 1 { return }
+        communicator.abortOnError("summing \(values.count) statistics (collective #\(callCount))") {
+            try communicator.allreduceSum(values)
+        }
+    }
+
+    public func reduceGradients(_ range: Range<Int>, of store: ParameterStore) {
+        callCount += 1
+        if communicator.size == 1 || range.isEmpty { return }
+        let start = DispatchTimeCounter.now()
+        communicator.abortOnError("reducing gradients \(range) (collective #\(callCount))") {
+            var pending: [PendingReduction] = []
+            var offset = range.lowerBound
+            while offset < range.upperBound {
+                let count = min(bucketSize, range.upperBound - offset)
+                pending.append(try communicator.startAllreduceSum(UnsafeMutableBufferPointer(start: store.gradients + offset, count: count)))
+                offset += count
+            }
+            for index in pending.indices { try pending[index].wait() }
+        }
+        reductionSeconds += DispatchTimeCounter.seconds(since: start)
+    }
+}
+
+/// A monotonic clock for timing (nanoseconds).
+public enum DispatchTimeCounter {
+    public static func now() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
+
+    public static func seconds(since start: UInt64) -> Double { Double(now() - start) / 1e9 }
+}

@@ -1,0 +1,209 @@
+import Foundation
+import HDF5
+import VAVLCore
+import VAVLData
+
+/// Where training stands, stored in a checkpoint's `/state` attributes (SPEC §6).
+public struct TrainingState: Codable, Equatable, Sendable {
+    /// Epochs completed before `samplerPosition` (the epoch being trained).
+    public var epoch: Int = 0
+    /// Global iterations completed.
+    public var iteration: Int = 0
+    /// Global batches of `epoch` already trained.
+    public var samplerPosition: Int = 0
+    public var seed: UInt64 = 0
+    public var worldSize: Int = 1
+    /// Best development loss so far and its epoch (model selection, SPEC §3).
+    public var bestLoss: Double = .infinity
+    public var bestEpoch: Int = -1
+
+    public init() {}
+}
+
+/// Checkpoint files (SPEC §6): parameters, buffers, Adam state, normalisation statistics,
+/// training state and the config, written by rank 0 to a temporary file and renamed.
+public enum Checkpoint {
+    public static let format = "vavl-checkpoint"
+    public static let version: Int64 = 1
+
+    /// Writes the checkpoint atomically: a temporary file in the same folder, flushed and
+    /// closed, then renamed over `path`. A crash mid-write leaves the previous file intact.
+    public static func write(_ path: String, model: VAVLModel, optimizer: Adam?, normalization: Normalization,
+                             state: TrainingState) throws {
+        let temporary = path + ".partial-\(getpid())"
+        do {
+            try writeFile(temporary, model: model, optimizer: optimizer, normalization: normalization, state: state)
+            guard rename(temporary, path) == 0 else {
+                throw HDF5Error(file: path, object: "", problem: "cannot rename \(temporary) into place: \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    private static func writeFile(_ path: String, model: VAVLModel, optimizer: Adam?, normalization: Normalization,
+                                  state: TrainingState) throws {
+        let file = try HDF5File.create(path)
+        let store = model.store
+        try file.setAttribute("format", string: format)
+        try file.setAttribute("version", value: version)
+        try file.setAttribute("config", json: model.configuration)
+        let params = try file.createGroup("params")
+        for parameter in store.parameters {
+            try params.writeDataset(parameter.name, store.valuesArray(parameter), shape: parameter.shape)
+        }
+        let buffers = try file.createGroup("buffers")
+        for buffer in store.buffers {
+            try buffers.writeDataset(buffer.name, Array(UnsafeBufferPointer(start: store.pointer(buffer), count: buffer.count)),
+                                     shape: buffer.shape)
+        }
+        for counter in store.counters {
+            try buffers.writeDataset(counter.name, [store.counterValues[counter.index]], shape: [])
+        }
+        if let optimizer {
+            let group = try file.createGroup("optimizer")
+            for (index, parameter) in store.parameters.enumerated() {
+                let entry = try group.createGroup(parameter.name)
+                try entry.writeDataset("m", Array(UnsafeBufferPointer(start: optimizer.firstMoment + parameter.offset, count: parameter.count)),
+                                       shape: parameter.shape)
+                try entry.writeDataset("v", Array(UnsafeBufferPointer(start: optimizer.secondMoment + parameter.offset, count: parameter.count)),
+                                       shape: parameter.shape)
+                try entry.writeDataset("step", [optimizer.steps[index]], shape: [])
+            }
+        }
+        let normalizationGroup = try file.createGroup("normalization")
+        for (name, statistics) in [("audio", normalization.audio), ("video", normalization.video)] {
+            guard let statistics else { continue }
+            try normalizationGroup.writeDataset("\(name)_mean", statistics.mean)
+            try normalizationGroup.writeDataset("\(name)_std", statistics.std)
+            try normalizationGroup.setAttribute("\(name)_frames", value: Int64(statistics.frameCount))
+        }
+        let stateGroup = try file.createGroup("state")
+        try stateGroup.setAttribute("epoch", value: Int64(state.epoch))
+        try stateGroup.setAttribute("iteration", value: Int64(state.iteration))
+        try stateGroup.setAttribute("sampler_position", value: Int64(state.samplerPosition))
+        try stateGroup.setAttribute("seed", value: Int64(bitPattern: state.seed))
+        try stateGroup.setAttribute("world_size", value: Int64(state.worldSize))
+        try stateGroup.setAttribute("best_loss", value: state.bestLoss)
+        try stateGroup.setAttribute("best_epoch", value: Int64(state.bestEpoch))
+        try file.flush()
+        file.close()
+    }
+
+    /// The config stored in a checkpoint, after checking format and version.
+    public static func configuration(_ path: String) throws -> VAVLConfiguration {
+        let file = try open(path)
+        return try file.attribute("config", json: VAVLConfiguration.self)
+    }
+
+    private static func open(_ path: String) throws -> HDF5File {
+        let file = try HDF5File.open(path)
+        let found = (try? file.stringAttribute("format")) ?? "none"
+        guard found == format else {
+            throw HDF5Error(file: path, object: "/", problem: "not a VAVL checkpoint (format '\(found)', expected '\(format)')")
+        }
+        let foundVersion = try file.attribute("version", as: Int64.self)
+        guard foundVersion == version else {
+            throw HDF5Error(file: path, object: "/", problem: "checkpoint version \(foundVersion) is not supported (expected \(version))")
+        }
+        return file
+    }
+
+    /// Loads parameters, buffers and (if given) Adam state into `model` and `optimizer`,
+    /// checking every name and shape; returns the normalisation and the training state.
+    /// Nothing in `model` changes unless the whole file is consistent.
+    public static func load(_ path: String, into model: VAVLModel, optimizer: Adam? = nil) throws -> (Normalization, TrainingState) {
+        let file = try open(path)
+        let store = model.store
+        let stored = try file.attribute("config", json: VAVLConfiguration.self)
+        try ensureCompatible(stored, model.configuration, path: path)
+        var parameterValues: [[Float]] = []
+        let params = try file.openGroup("params")
+        for parameter in store.parameters {
+            let dataset = try params.openDataset(parameter.name)
+            guard dataset.shape == parameter.shape else {
+                throw HDF5Error(file: path, object: dataset.path, problem: "shape \(dataset.shape), the model needs \(parameter.shape)")
+            }
+            parameterValues.append(try dataset.read(as: Float.self))
+        }
+        let buffers = try file.openGroup("buffers")
+        var bufferValues: [[Float]] = []
+        for buffer in store.buffers {
+            let dataset = try buffers.openDataset(buffer.name)
+            guard dataset.elementCount == buffer.count else {
+                throw HDF5Error(file: path, object: dataset.path, problem: "\(dataset.elementCount) values, the model needs \(buffer.count)")
+            }
+            bufferValues.append(try dataset.read(as: Float.self))
+        }
+        let counterValues = try store.counters.map { try buffers.openDataset($0.name).read(as: Int64.self).first ?? 0 }
+        var moments: [([Float], [Float], Int64)] = []
+        if optimizer != nil {
+            let group = try file.openGroup("optimizer")
+            for parameter in store.parameters {
+                let entry = try group.openGroup(parameter.name)
+                moments.append((try entry.openDataset("m").read(as: Float.self), try entry.openDataset("v").read(as: Float.self),
+                                try entry.openDataset("step").read(as: Int64.self).first ?? 0))
+            }
+        }
+        let normalizationGroup = try file.openGroup("normalization")
+        func statistics(_ name: String) throws -> FeatureStatistics? {
+            guard normalizationGroup.contains("\(name)_mean") else { return nil }
+            let frames = (try? normalizationGroup.attribute("\(name)_frames", as: Int64.self)) ?? 0
+            return FeatureStatistics(mean: try normalizationGroup.openDataset("\(name)_mean").read(as: Double.self),
+                                     std: try normalizationGroup.openDataset("\(name)_std").read(as: Double.self),
+                                     frameCount: Int(frames))
+        }
+        let normalization = Normalization(audio: try statistics("audio"), video: try statistics("video"))
+        let stateGroup = try file.openGroup("state")
+        var state = TrainingState()
+        state.epoch = Int(try stateGroup.attribute("epoch", as: Int64.self))
+        state.iteration = Int(try stateGroup.attribute("iteration", as: Int64.self))
+        state.samplerPosition = Int(try stateGroup.attribute("sampler_position", as: Int64.self))
+        state.seed = UInt64(bitPattern: try stateGroup.attribute("seed", as: Int64.self))
+        state.worldSize = Int(try stateGroup.attribute("world_size", as: Int64.self))
+        state.bestLoss = (try? stateGroup.attribute("best_loss", as: Double.self)) ?? .infinity
+        state.bestEpoch = Int((try? stateGroup.attribute("best_epoch", as: Int64.self)) ?? -1)
+
+        // Everything read and checked: now change the model.
+        for (parameter, values) in zip(store.parameters, parameterValues) { store.setValues(parameter, values) }
+        for (buffer, values) in zip(store.buffers, bufferValues) { store.setValues(buffer, values) }
+        for (counter, value) in zip(store.counters, counterValues) { store.counterValues[counter.index] = value }
+        if let optimizer {
+            for (index, (parameter, moment)) in zip(store.parameters, moments).enumerated() {
+                (optimizer.firstMoment + parameter.offset).update(from: moment.0, count: parameter.count)
+                (optimizer.secondMoment + parameter.offset).update(from: moment.1, count: parameter.count)
+                optimizer.steps[index] = moment.2
+            }
+        }
+        return (normalization, state)
+    }
+
+    /// The architecture fields must agree; training hyperparameters may differ (a resumed
+    /// run can change the epoch count, say).
+    public static func ensureCompatible(_ stored: VAVLConfiguration, _ model: VAVLConfiguration, path: String) throws {
+        var differences: [String] = []
+        func compare<T: Equatable>(_ name: String, _ a: T, _ b: T) { if a != b { differences.append("\(name) \(a) vs \(b)") } }
+        compare("d_a", stored.audioDimension, model.audioDimension)
+        compare("d_v", stored.videoDimension, model.videoDimension)
+        compare("proj_dim", stored.projectionDimension, model.projectionDimension)
+        compare("k_proj", stored.projectionKernel, model.projectionKernel)
+        compare("dim", stored.dim, model.dim)
+        compare("heads", stored.heads, model.heads)
+        compare("blocks_a", stored.acousticBlocks, model.acousticBlocks)
+        compare("blocks_v", stored.visualBlocks, model.visualBlocks)
+        compare("blocks_s", stored.sharedBlocks, model.sharedBlocks)
+        compare("ff_expansion", stored.feedForwardExpansion, model.feedForwardExpansion)
+        compare("conv_kernel", stored.convolutionKernel, model.convolutionKernel)
+        compare("head_hidden1", stored.headHidden1, model.headHidden1)
+        compare("head_hidden2", stored.headHidden2, model.headHidden2)
+        compare("out_dim", stored.outputDimension, model.outputDimension)
+        compare("task", stored.task, model.task)
+        compare("residual", stored.residual, model.residual)
+        compare("av_head", stored.audioVisualHead, model.audioVisualHead)
+        compare("reconstruction", stored.reconstructionWeight > 0, model.reconstructionWeight > 0)
+        if !differences.isEmpty {
+            throw HDF5Error(file: path, object: "/", problem: "checkpoint of another model: " + differences.joined(separator: ", "))
+        }
+    }
+}

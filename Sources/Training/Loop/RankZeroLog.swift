@@ -1,0 +1,113 @@
+import Foundation
+import VAVLCore
+import VAVLData
+
+/// What rank 0 prints and records: the resolved configuration at start, progress per
+/// iteration (a live line on a terminal, plain lines otherwise), a summary per epoch, and
+/// JSON lines in `metrics.jsonl`. Every other rank is silent.
+final class RankZeroLog {
+    let enabled: Bool
+    let quiet: Bool
+    private var metrics: FileHandle?
+    private var lastLine = ""
+    private let started = Date()
+
+    init(directory: String, enabled: Bool, quiet: Bool) {
+        self.enabled = enabled
+        self.quiet = quiet
+        guard enabled else { return }
+        let path = (directory as NSString).appendingPathComponent("metrics.jsonl")
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        metrics = FileHandle(forWritingAtPath: path)
+        metrics?.seekToEndOfFile()
+    }
+
+    func say(_ text: String) {
+        guard enabled && !quiet else { return }
+        if !lastLine.isEmpty { print(""); lastLine = "" }
+        print(text)
+        fflush(stdout)
+    }
+
+    func record(_ object: [String: Any]) {
+        guard enabled, let metrics,
+              let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        metrics.write(data + Data("\n".utf8))
+    }
+
+    func start(configuration: VAVLConfiguration, options: TrainingOptions, planner: BatchPlanner, corpus: Corpus, worldSize: Int) {
+        guard enabled else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = (try? encoder.encode(configuration)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        say("config \(json)")
+        say("corpus \(corpus.path): \(planner.utterances.count) training utterances, \(planner.batchesPerEpoch) global batches of \(planner.batchSize) per epoch, \(worldSize) rank(s)")
+        let rates = planner.samplingRates()
+        if !rates.isEmpty {
+            say("balanced sampler, draws per epoch ÷ pool size: " +
+                rates.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.name) \(String(format: "%.2f", $0.value))" }
+                .joined(separator: ", ") + " (> 1 = over-sampled)")
+        }
+        record(["type": "start", "world_size": worldSize, "batches_per_epoch": planner.batchesPerEpoch,
+                "config": (try? JSONSerialization.jsonObject(with: Data(json.utf8))) ?? [:]])
+    }
+
+    func iteration(state: TrainingState, perEpoch: Int, losses: [Phase: PhaseLoss], seconds: Double, batch: GlobalBatch,
+                   every: Int, live: Bool) {
+        guard enabled else { return }
+        var entry: [String: Any] = ["type": "iteration", "iteration": state.iteration, "epoch": state.epoch,
+                                    "seconds": seconds, "imbalance": batch.imbalance, "utterances": batch.rows.count]
+        for (phase, loss) in losses { entry["loss_\(phase.rawValue)"] = loss.total }
+        record(entry)
+        guard !quiet else { return }
+        let step = state.samplerPosition
+        let rate = Double(batch.rows.count) / max(seconds, 1e-9)
+        let remaining = Double(perEpoch - step) * seconds
+        let phases = Phase.allCases.compactMap { phase in losses[phase].map { "\(phase.rawValue) \(String(format: "%.4f", $0.total))" } }
+            .joined(separator: "  ")
+        let line = String(format: "epoch %d  batch %d/%d  %@  %.1f utt/s  ETA %.0fs", state.epoch, step, perEpoch,
+                          phases, rate, remaining)
+        if live {
+            print("\r" + line.padding(toLength: max(line.count, lastLine.count), withPad: " ", startingAt: 0), terminator: "")
+            lastLine = line
+            fflush(stdout)
+        } else if step % max(every, 1) == 0 || step == perEpoch {
+            print(line)
+            fflush(stdout)
+        }
+    }
+
+    func epoch(_ epoch: Int, losses: LossAccumulator, scores: [EvaluationHead: HeadScores], seconds: Double,
+               state: TrainingState, task: PredictionTask) {
+        guard enabled else { return }
+        var entry: [String: Any] = ["type": "epoch", "epoch": epoch, "seconds": seconds,
+                                    "utterances_per_second": Double(losses.utterances) / max(seconds, 1e-9),
+                                    "best_epoch": state.bestEpoch]
+        var parts: [String] = []
+        for phase in Phase.allCases {
+            if let mean = losses.mean(phase) {
+                entry["train_loss_\(phase.rawValue)"] = mean
+                parts.append("\(phase.rawValue) \(String(format: "%.4f", mean))")
+            }
+        }
+        var development: [String] = []
+        for head in EvaluationHead.allCases {
+            guard let score = scores[head] else { continue }
+            entry["dev_\(head.rawValue)"] = score.metrics
+            let summary = score.metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }
+            development.append("\(head.rawValue): " + summary.joined(separator: " "))
+        }
+        record(entry)
+        say(String(format: "epoch %d done in %.1fs (%.1f utt/s); train loss ", epoch, seconds,
+                   Double(losses.utterances) / max(seconds, 1e-9)) + parts.joined(separator: ", "))
+        for line in development { say("  dev \(line)") }
+        if state.bestEpoch == epoch { say("  new best development loss \(String(format: "%.4f", state.bestLoss))") }
+    }
+
+    func finish(state: TrainingState) {
+        guard enabled else { return }
+        record(["type": "end", "iteration": state.iteration, "epoch": state.epoch,
+                "seconds": Date().timeIntervalSince(started)])
+        say("finished: \(state.iteration) iterations, \(state.epoch) epoch(s), best development epoch \(state.bestEpoch)")
+    }
+}

@@ -1,0 +1,238 @@
+import Foundation
+import MPI
+import VAVLCore
+import VAVLData
+import VAVLDistributed
+
+/// Data-parallel training with Algorithm 1 (SPEC §3–§4): every rank holds a replica, reads
+/// only its own utterances of each global batch, and joins the per-phase gradient
+/// allreduces. Rank 0 alone prints and writes.
+public final class Trainer {
+    public let options: TrainingOptions
+    public let configuration: VAVLConfiguration
+    public let communicator: Communicator
+    public let corpus: Corpus
+    public let model: VAVLModel
+    public let algorithm: AlgorithmOne
+    public let collectives: MPICollectives
+    public let planner: BatchPlanner
+    public private(set) var normalization: Normalization
+    public private(set) var state = TrainingState()
+    public let loader: BatchLoader
+    private let log: RankZeroLog
+
+    /// Opens the corpus, builds the model (rank 0's initial weights broadcast to all, then
+    /// compared), computes or loads normalisation statistics, and resumes if asked.
+    public init(configuration: VAVLConfiguration, options: TrainingOptions, communicator: Communicator = .world) throws {
+        self.options = options
+        self.configuration = configuration
+        self.communicator = communicator
+        log = RankZeroLog(directory: options.outputDirectory, enabled: communicator.rank == 0, quiet: options.quiet)
+        let corpus = try Corpus.open(options.corpusPath)
+        self.corpus = corpus
+        try Trainer.check(configuration, against: corpus)
+        model = VAVLModel(configuration)
+        model.initialize(seed: configuration.seed)
+        collectives = MPICollectives(communicator: communicator, bucketSize: options.bucketSize)
+        algorithm = AlgorithmOne(model: model, collectives: collectives, seed: configuration.seed)
+        algorithm.synchronizedBatchNorm = options.synchronizedBatchNorm
+        algorithm.nonFinitePolicy = options.nonFinitePolicy
+        let train = corpus.utterances(in: .train).map {
+            PlannedUtterance(row: $0, audioFrames: corpus.frameCount(.audio, utterance: $0),
+                             videoFrames: corpus.frameCount(.video, utterance: $0))
+        }
+        guard !train.isEmpty else { throw CorpusError(file: corpus.path, "the train split is empty") }
+        planner = BatchPlanner(utterances: train, batchSize: configuration.batchSize, worldSize: communicator.size,
+                               seed: configuration.seed, policy: options.policy, epochEnd: options.epochEnd,
+                               lengthBucketWindow: options.lengthBucketWindow)
+        normalization = Normalization(audio: nil, video: nil)
+        loader = BatchLoader(corpus: corpus, normalization: normalization,
+                             labels: LabelMapping(task: configuration.task, transforms: configuration.labelTransform,
+                                                  outputCount: configuration.outputDimension))
+        if let resume = options.resume {
+            let path = Trainer.checkpointPath(resume)
+            (normalization, state) = try Checkpoint.load(path, into: model, optimizer: algorithm.optimizer)
+            log.say("resuming from \(path): epoch \(state.epoch), iteration \(state.iteration), batch \(state.samplerPosition) of the epoch"
+                    + (state.worldSize != communicator.size ? " (saved with \(state.worldSize) ranks, now \(communicator.size); the plan is global)" : ""))
+        } else {
+            normalization = try Trainer.statistics(corpus, communicator)
+        }
+        state.seed = configuration.seed
+        state.worldSize = communicator.size
+        loader.normalization = normalization
+        ReplicaSynchronization.broadcastFromRankZero(model.store, communicator)
+    }
+
+    /// A run folder resolves to its last checkpoint.
+    public static func checkpointPath(_ path: String) -> String {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            return (path as NSString).appendingPathComponent("checkpoint-last.h5")
+        }
+        return path
+    }
+
+    static func check(_ config: VAVLConfiguration, against corpus: Corpus) throws {
+        func fail(_ problem: String) -> CorpusError { CorpusError(file: corpus.path, problem) }
+        guard config.task.rawValue == corpus.task.rawValue else {
+            throw fail("the corpus is \(corpus.task.rawValue), the model is configured for \(config.task.rawValue)")
+        }
+        for (modality, expected) in [(VAVLData.Modality.audio, config.audioDimension), (.video, config.videoDimension)] {
+            let found = corpus.dimension(modality)
+            if found != expected && corpus.totalFrames(modality) > 0 {
+                throw fail("\(modality.rawValue) features have \(found) dimensions, the model expects \(expected)")
+            }
+        }
+        guard config.outputDimension == corpus.labelCount else {
+            throw fail("the corpus has \(corpus.labelCount) label columns, the model predicts \(config.outputDimension)")
+        }
+    }
+
+    /// Train-split statistics, computed (or read from the corpus) on rank 0 and broadcast.
+    static func statistics(_ corpus: Corpus, _ communicator: Communicator) throws -> Normalization {
+        var result: [FeatureStatistics?] = []
+        for modality in [VAVLData.Modality.audio, .video] {
+            let dimension = corpus.dimension(modality)
+            var values = [Double](repeating: 0, count: 2 * dimension + 1)
+            if communicator.rank == 0 {
+                if let statistics = try corpus.featureStatistics(modality) {
+                    values = statistics.mean + statistics.std + [Double(statistics.frameCount)]
+                }
+            }
+            communicator.abortOnError("broadcasting \(modality.rawValue) statistics") { try communicator.broadcast(&values) }
+            let frames = Int(values[2 * dimension])
+            result.append(frames > 0 ? FeatureStatistics(mean: Array(values[0..<dimension]),
+                                                         std: Array(values[dimension..<(2 * dimension)]), frameCount: frames) : nil)
+        }
+        return Normalization(audio: result[0], video: result[1])
+    }
+
+    // MARK: - The loop
+
+    /// Trains until the configured epochs or `maxIterations`, writing checkpoints and
+    /// metrics; returns the final state.
+    @discardableResult
+    public func run() -> TrainingState {
+        let rank = communicator.rank
+        let perEpoch = planner.batchesPerEpoch
+        let maximum = options.maxIterations ?? Int.max
+        log.start(configuration: configuration, options: options, planner: planner, corpus: corpus, worldSize: communicator.size)
+        if state.iteration >= maximum || perEpoch == 0 {
+            finish()
+            return state
+        }
+        let prefetcher = Prefetcher<TrainingBatch>()
+        let loader = self.loader
+        func positions() -> (epoch: Int, step: Int) { (state.epoch, state.samplerPosition) }
+        func schedule(_ epoch: Int, _ step: Int) {
+            guard epoch < configuration.epochs, state.iteration < maximum else { return }
+            let rows = planner.batch(epoch: epoch, step: step).rankRows[rank]
+            prefetcher.start { try loader.load(rows) }
+        }
+        schedule(state.epoch, state.samplerPosition)
+        var epochTimer = DispatchTimeCounter.now()
+        var epochLosses = LossAccumulator()
+        while state.epoch < configuration.epochs && state.iteration < maximum {
+            let step = state.samplerPosition
+            let globalBatch = planner.batch(epoch: state.epoch, step: step)
+            let batch = communicator.abortOnError("reading batch \(step) of epoch \(state.epoch)") { try prefetcher.take() }
+            // Start reading the next batch before computing this one.
+            let next = step + 1 < perEpoch ? (state.epoch, step + 1) : (state.epoch + 1, 0)
+            if state.iteration + 1 < maximum { schedule(next.0, next.1) }
+            if !options.synchronizedBatchNorm && communicator.size > 1 {
+                // DDP's broadcast_buffers: everyone starts the iteration with rank 0's running statistics.
+                communicator.abortOnError("broadcasting BatchNorm buffers") {
+                    try communicator.broadcast(UnsafeMutableBufferPointer(start: model.store.bufferValues, count: model.store.bufferCount))
+                }
+            }
+            let started = DispatchTimeCounter.now()
+            let losses = communicator.abortOnError("iteration \(state.iteration)") {
+                try algorithm.iterate(batch, counts: globalBatch.counts, iteration: state.iteration)
+            }
+            let seconds = DispatchTimeCounter.seconds(since: started)
+            epochLosses.add(losses, utterances: globalBatch.rows.count)
+            state.iteration += 1
+            state.samplerPosition += 1
+            log.iteration(state: state, perEpoch: perEpoch, losses: losses, seconds: seconds, batch: globalBatch,
+                          every: options.logEvery, live: options.liveProgress)
+            if state.samplerPosition == perEpoch {
+                let epochSeconds = DispatchTimeCounter.seconds(since: epochTimer)
+                endEpoch(losses: epochLosses, seconds: epochSeconds)
+                epochLosses = LossAccumulator()
+                epochTimer = DispatchTimeCounter.now()
+            }
+        }
+        if prefetcher.isPending { _ = try? prefetcher.take() }
+        finish()
+        return state
+    }
+
+    private func endEpoch(losses: LossAccumulator, seconds: Double) {
+        let finishedEpoch = state.epoch
+        state.epoch += 1
+        state.samplerPosition = 0
+        var scores: [EvaluationHead: HeadScores] = [:]
+        let development = corpus.utterances(in: .dev)
+        if options.evaluateEachEpoch && !development.isEmpty {
+            let evaluator = Evaluator(model: model, loader: loader, communicator: communicator)
+            let predictions = communicator.abortOnError("evaluating the development split") { try evaluator.predict(rows: development) }
+            scores = evaluator.scores(predictions)
+            let loss = Evaluator.selectionLoss(scores)
+            if loss < state.bestLoss {
+                state.bestLoss = loss
+                state.bestEpoch = finishedEpoch
+                writeCheckpoint("checkpoint-best.h5")
+            }
+        }
+        log.epoch(finishedEpoch, losses: losses, scores: scores, seconds: seconds, state: state, task: configuration.task)
+        writeCheckpoint(String(format: "checkpoint-epoch-%03d.h5", finishedEpoch))
+        writeCheckpoint("checkpoint-last.h5")
+        pruneEpochCheckpoints()
+    }
+
+    private func finish() {
+        writeCheckpoint("checkpoint-last.h5")
+        log.finish(state: state)
+        // No rank leaves before rank 0 has written: a job that ends is a job whose files exist.
+        communicator.abortOnError("final barrier") { try communicator.barrier() }
+    }
+
+    /// Rank 0 writes; a failure brings the whole job down.
+    private func writeCheckpoint(_ name: String) {
+        guard communicator.rank == 0 else { return }
+        let path = (options.outputDirectory as NSString).appendingPathComponent(name)
+        communicator.abortOnError("writing checkpoint \(path)") {
+            try Checkpoint.write(path, model: model, optimizer: algorithm.optimizer, normalization: normalization, state: state)
+        }
+    }
+
+    private func pruneEpochCheckpoints() {
+        guard communicator.rank == 0 else { return }
+        let folder = options.outputDirectory
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
+            .filter { $0.hasPrefix("checkpoint-epoch-") && $0.hasSuffix(".h5") }.sorted()
+        for name in names.dropLast(max(options.keepCheckpoints, 0)) {
+            try? FileManager.default.removeItem(atPath: (folder as NSString).appendingPathComponent(name))
+        }
+    }
+}
+
+/// Sums phase losses over an epoch, weighted by each phase's utterance count.
+struct LossAccumulator {
+    var sums: [Phase: Double] = [:]
+    var counts: [Phase: Int] = [:]
+    var utterances = 0
+
+    mutating func add(_ losses: [Phase: PhaseLoss], utterances: Int) {
+        for (phase, loss) in losses {
+            sums[phase, default: 0] += loss.total * Double(loss.count)
+            counts[phase, default: 0] += loss.count
+        }
+        self.utterances += utterances
+    }
+
+    func mean(_ phase: Phase) -> Double? {
+        guard let count = counts[phase], count > 0 else { return nil }
+        return sums[phase]! / Double(count)
+    }
+}

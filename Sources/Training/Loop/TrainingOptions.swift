@@ -1,0 +1,34 @@
+import VAVLCore
+
+/// Everything a training run needs besides the model configuration.
+public struct TrainingOptions: Sendable {
+    public var corpusPath: String
+    public var outputDirectory: String
+    /// Stop after this many global iterations (0 writes the initial model and stops).
+    public var maxIterations: Int?
+    public var policy: CompositionPolicy = .natural
+    public var epochEnd: EpochEnd = .keep
+    public var lengthBucketWindow = 0
+    /// Synchronised BatchNorm (default) or DDP-style local statistics with rank 0's buffers
+    /// broadcast every iteration.
+    public var synchronizedBatchNorm = true
+    public var nonFinitePolicy: NonFinitePolicy = .abort
+    /// Epoch checkpoints kept besides `best` and `last`.
+    public var keepCheckpoints = 3
+    /// A checkpoint file, or a run folder whose `checkpoint-last.h5` is used.
+    public var resume: String?
+    /// Floats per gradient allreduce bucket.
+    public var bucketSize = 4 << 20
+    /// Evaluate the development split after every epoch (model selection).
+    public var evaluateEachEpoch = true
+    /// Print a live progress line (a terminal) or plain lines every `logEvery` iterations.
+    public var liveProgress = false
+    public var logEvery = 50
+    /// Print nothing but errors (tests).
+    public var quiet = false
+
+    public init(corpusPath: String, outputDirectory: String) {
+        self.corpusPath = corpusPath
+        self.outputDirectory = outputDirectory
+    }
+}

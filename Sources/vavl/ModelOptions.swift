@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import VAVLCore
+
+/// Model and optimisation options shared by `train` and `bench`. Every option is optional:
+/// unset options keep the value from the preset and the `--config` file, in that order.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Model size preset: paper (SPEC sizes), small (dim 64, 1+1+1 blocks) or tiny (dim 16).")
+    var model: String = "paper"
+
+    @Option(help: "A JSON config (SPEC §6 key names) applied after the preset; flags override it.")
+    var config: String?
+
+    @Option(help: "Model dimension (paper 512).") var dim: Int?
+    @Option(help: "Attention heads (paper 8).") var heads: Int?
+    @Option(help: "Conformer blocks of the acoustic, visual and shared encoders, e.g. 3,3,2.") var blocks: String?
+    @Option(help: "Depthwise convolution kernel (paper 31).") var convKernel: Int?
+    @Option(help: "Temporal projection kernel k_proj (paper 5; 1 reproduces the released code).") var projKernel: Int?
+    @Option(help: "Projection width proj_dim (paper 50).") var projDim: Int?
+    @Option(help: "Learning rate (paper 5e-5).") var lr: Float?
+    @Option(help: "Global batch size (paper 32; 16 for MSP-IMPROV).") var batchSize: Int?
+    @Option(help: "Epochs (paper 20).") var epochs: Int?
+    @Option(help: "Seed of initialisation, sampling and dropout.") var seed: UInt64?
+    @Option(help: "Every dropout rate at once (0 turns dropout off; heads keep their own rate unless this is set).") var dropout: Float?
+    @Option(help: "Reconstruction weight α (default: 2 categorical, 1 otherwise; 0 = no-reconstruction ablation).") var alpha: Double?
+    @Flag(help: "Ablation: drop the residual over the shared layers.") var noResidual = false
+    @Flag(help: "Ablation: no audio-visual head (AV prediction = mean of the unimodal predictions).") var noAvHead = false
+    @Flag(help: "Train categorical tasks with soft-label cross-entropy.") var softLabel = false
+    @Option(help: "Phase order, e.g. acoustic,visual,audio_visual (the released code runs visual first).") var phaseOrder: String?
+
+    /// Preset → config file → flags.
+    func resolve() throws -> VAVLConfiguration {
+        var configuration: VAVLConfiguration
+        switch model {
+        case "paper": configuration = .paper()
+        case "small": configuration = .small(audio: 1024, video: 1408, outputs: 6)
+        case "tiny": configuration = .tiny(audio: 1024, video: 1408, outputs: 6)
+        default: throw ValidationError("unknown --model '\(model)' (paper, small or tiny)")
+        }
+        if let config {
+            guard let data = FileManager.default.contents(atPath: config) else {
+                throw ValidationError("cannot read the config file \(config)")
+            }
+            // Keys in the file override the preset; keys absent keep it.
+            var merged = try JSONSerialization.jsonObject(with: JSONEncoder().encode(configuration)) as? [String: Any] ?? [:]
+            guard let file = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw ValidationError("\(config): not a JSON object")
+            }
+            for (key, value) in file { merged[key] = value }
+            do {
+                configuration = try JSONDecoder().decode(VAVLConfiguration.self, from: JSONSerialization.data(withJSONObject: merged))
+            } catch {
+                throw ValidationError("\(config): \(error)")
+            }
+        }
+        if let dim { configuration.dim = dim }
+        if let heads { configuration.heads = heads }
+        if let blocks {
+            let parts = blocks.split(separator: ",").compactMap { Int($0) }
+            guard parts.count == 3 else { throw ValidationError("--blocks needs three counts A,V,S, got '\(blocks)'") }
+            (configuration.acousticBlocks, configuration.visualBlocks, configuration.sharedBlocks) = (parts[0], parts[1], parts[2])
+        }
+        if let convKernel { configuration.convolutionKernel = convKernel }
+        if let projKernel { configuration.projectionKernel = projKernel }
+        if let projDim { configuration.projectionDimension = projDim }
+        if let lr { configuration.learningRate = lr }
+        if let batchSize { configuration.batchSize = batchSize }
+        if let epochs { configuration.epochs = epochs }
+        if let seed { configuration.seed = seed }
+        if let dropout {
+            configuration.inputDropout = dropout
+            configuration.feedForwardDropout = dropout
+            configuration.attentionDropout = dropout
+            configuration.attentionOutputDropout = dropout
+            configuration.convolutionDropout = dropout
+            configuration.headDropout = dropout
+        }
+        if let alpha { configuration.alpha = alpha }
+        if noResidual { configuration.residual = false }
+        if noAvHead { configuration.audioVisualHead = false }
+        if softLabel { configuration.softLabel = true }
+        if let phaseOrder {
+            configuration.phaseOrder = try phaseOrder.split(separator: ",").map {
+                guard let phase = Phase(rawValue: String($0)) else {
+                    throw ValidationError("unknown phase '\($0)' (acoustic, visual, audio_visual)")
+                }
+                return phase
+            }
+        }
+        guard configuration.dim % configuration.heads == 0 else {
+            throw ValidationError("--dim \(configuration.dim) is not divisible by --heads \(configuration.heads)")
+        }
+        guard configuration.convolutionKernel % 2 == 1, configuration.projectionKernel % 2 == 1 else {
+            throw ValidationError("convolution kernels must be odd (same padding)")
+        }
+        return configuration
+    }
+}
