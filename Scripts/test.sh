@@ -18,19 +18,37 @@ bin=$(swift build --show-bin-path)
 echo "== two-rank tests"
 timeout 300 "${mpirun_cmd[@]}" -np 2 "$bin/vavl-mpi-tests"
 
+# expect_job_failure NAME PATTERN COMMAND...: the job must exit non-zero within 30 s
+# (124 = timeout, i.e. a hang) and its output must contain PATTERN.
+expect_job_failure() {
+  local name=$1 pattern=$2; shift 2
+  local log; log=$(mktemp)
+  local start; start=$(date +%s)
+  set +e
+  timeout 30 "$@" >"$log" 2>&1
+  local status=$?
+  set -e
+  local elapsed=$(( $(date +%s) - start ))
+  if [ $status -eq 0 ] || [ $status -eq 124 ]; then
+    echo "FAIL: $name: exit $status after ${elapsed}s (0 = not detected, 124 = hang)"; cat "$log"; exit 1
+  fi
+  if ! grep -q -- "$pattern" "$log"; then
+    echo "FAIL: $name: the message '$pattern' is missing"; cat "$log"; exit 1
+  fi
+  echo "ok  $name: the job came down (exit $status) in ${elapsed}s: $(grep -m1 -- "$pattern" "$log" | cut -c1-160)"
+  rm -f "$log"
+}
+
 echo "== harness self-test: a failing rank must bring the job down within 30 s"
-set +e
-start=$(date +%s)
-timeout 30 "${mpirun_cmd[@]}" -np 2 "$bin/vavl-mpi-tests" --fail-rank 1 >/tmp/vavl-harness.log 2>&1
-status=$?
-set -e
-elapsed=$(( $(date +%s) - start ))
-if [ $status -eq 0 ] || [ $status -eq 124 ]; then
-  echo "FAIL: a deliberately failing rank gave exit $status after ${elapsed}s (0 = not detected, 124 = hang)"
-  cat /tmp/vavl-harness.log
-  exit 1
-fi
-grep -q "deliberate failure" /tmp/vavl-harness.log || { echo "FAIL: the failing rank's message is missing"; cat /tmp/vavl-harness.log; exit 1; }
-echo "ok  failing rank brought the job down (exit $status) in ${elapsed}s"
+expect_job_failure "failing rank" "deliberate failure" "${mpirun_cmd[@]}" -np 2 "$bin/vavl-mpi-tests" --fail-rank 1
+
+echo "== equivalence: R ranks and one process give the same parameters (dropout on, sync BatchNorm)"
+timeout 600 "${mpirun_cmd[@]}" -np 2 "$bin/vavl-mpi-tests" equivalence
+timeout 600 "${mpirun_cmd[@]}" -np 4 "$bin/vavl-mpi-tests" equivalence
+echo "-- with --batchnorm local (DDP), reported, not asserted:"
+timeout 600 "${mpirun_cmd[@]}" -np 2 "$bin/vavl-mpi-tests" equivalence --batchnorm-local
+
+echo "== fault: a corrupt utterance read by rank 1 only brings the job down, naming it"
+expect_job_failure "corrupt utterance" "audio feature nan" "${mpirun_cmd[@]}" -np 2 "$bin/vavl-mpi-tests" corrupt
 
 echo "== all tests passed"

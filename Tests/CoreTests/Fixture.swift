@@ -54,7 +54,7 @@ struct TensorComparison {
 
     @discardableResult
     mutating func compare(_ name: String, _ actual: [Float], _ expected: [Float], tolerance: Float? = nil,
-                          file: StaticString = #filePath, line: UInt = #line) -> Bool {
+                          absolute: Float = 0, file: StaticString = #filePath, line: UInt = #line) -> Bool {
         guard actual.count == expected.count else {
             XCTFail("\(name): \(actual.count) values, expected \(expected.count)", file: file, line: line)
             return false
@@ -66,7 +66,7 @@ struct TensorComparison {
             maximumRelative = max(maximumRelative, difference / max(abs(e), 1e-6))
             scale = max(scale, abs(e))
         }
-        let limit = (tolerance ?? self.tolerance) * max(scale, 1e-3)
+        let limit = (tolerance ?? self.tolerance) * max(scale, 1e-3) + absolute
         let passed = maximumAbsolute <= limit && actual.allSatisfy(\.isFinite)
         lines.append(String(format: "%@ %-60@ max abs %.3e  max rel %.3e  (scale %.3e)", passed ? "ok  " : "FAIL",
                             name as NSString, maximumAbsolute, maximumRelative, scale))

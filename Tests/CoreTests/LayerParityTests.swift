@@ -58,8 +58,11 @@ final class LayerParityTests: XCTestCase {
         comparison.compare("\(name).grad_input", gradInput.array, try fixture.floats("\(name)/grad_input"), file: file, line: line)
         for parameterName in parameterNames {
             guard let parameter = store.parameter(named: "m." + parameterName) else { continue }
+            // mhsa.key.bias has an exactly-zero true gradient (the softmax cancels a per-query
+            // constant): both sides hold rounding noise, compared against an absolute floor.
             comparison.compare("\(name).grad.\(parameterName)", store.gradientArray(parameter),
-                               try fixture.floats("\(name)/grads/\(parameterName)"), file: file, line: line)
+                               try fixture.floats("\(name)/grads/\(parameterName)"),
+                               absolute: parameterName.hasSuffix("key.bias") ? 2e-6 : 0, file: file, line: line)
         }
         comparison.report(name)
     }

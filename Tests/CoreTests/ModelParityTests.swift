@@ -53,11 +53,16 @@ final class ModelParityTests: XCTestCase {
             }
             for (index, parameter) in store.parameters.enumerated() {
                 let path = "iteration_\(iteration)"
-                let tolerance: Float? = isKeyBias(parameter.name) ? 1 : nil  // see isKeyBias
-                comparison.compare("\(parameter.name)", store.valuesArray(parameter),
+                // Adam divides by √v: an element whose gradient is at rounding level moves by a
+                // noise-driven fraction of an lr step on either side, so parameters get an
+                // allowance of 2 % of lr per iteration; mhsa.key.bias (true gradient exactly 0,
+                // all noise) gets whole steps and its moments are not compared.
+                let lr = config.learningRate * Float(iteration)
+                let keyBias = isKeyBias(parameter.name)
+                comparison.compare(parameter.name, store.valuesArray(parameter),
                                    try fixture.floats("\(path)/params/\(parameter.name)"),
-                                   tolerance: isKeyBias(parameter.name) ? max(1e-1, 10 * config.learningRate) : nil)
-                if tolerance == nil {
+                                   absolute: keyBias ? 2 * lr : 0.02 * lr)
+                if !keyBias {
                     comparison.compare("adam_m \(parameter.name)",
                                        Array(UnsafeBufferPointer(start: trainer.optimizer.firstMoment + parameter.offset, count: parameter.count)),
                                        try fixture.floats("\(path)/adam_m/\(parameter.name)"), tolerance: 1e-3)

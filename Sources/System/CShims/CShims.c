@@ -1,6 +1,7 @@
 #include "CShims.h"
 
 MPI_Comm vavl_mpi_comm_world(void) { return MPI_COMM_WORLD; }
+MPI_Comm vavl_mpi_comm_self(void) { return MPI_COMM_SELF; }
 MPI_Datatype vavl_mpi_float(void) { return MPI_FLOAT; }
 MPI_Datatype vavl_mpi_double(void) { return MPI_DOUBLE; }
 MPI_Datatype vavl_mpi_int64(void) { return MPI_INT64_T; }

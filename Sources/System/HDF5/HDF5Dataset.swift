@@ -89,6 +89,15 @@ public final class HDF5Dataset: HDF5Object {
         try values.withUnsafeBufferPointer { try append($0) }
     }
 
+    /// Overwrites rows `rows` of an existing dataset (`values.count == rows.count × columns`).
+    public func writeRows<T: HDF5Scalar>(_ rows: Range<Int>, _ values: [T]) throws {
+        let columns = shape.dropFirst().reduce(1, *)
+        guard values.count == rows.count * columns, rows.upperBound <= (shape.first ?? 0) else {
+            throw error("writing \(values.count) values into rows \(rows) of \(shape)")
+        }
+        try values.withUnsafeBufferPointer { try writeRows(rows, $0, columns: columns) }
+    }
+
     private func writeRows<T: HDF5Scalar>(_ rows: Range<Int>, _ values: UnsafeBufferPointer<T>, columns: Int) throws {
         let fileSpace = H5Dget_space(id)
         defer { H5Sclose(fileSpace) }

@@ -51,6 +51,14 @@ public final class Communicator: @unchecked Sendable {
         return Communicator(handle: vavl_mpi_comm_world())
     }()
 
+    /// This process alone (`MPI_COMM_SELF`): a one-rank communicator, e.g. to run a
+    /// single-process reference inside a multi-rank job.
+    public static let selfOnly: Communicator = {
+        MPIRuntime.initialize()
+        MPI_Comm_set_errhandler(vavl_mpi_comm_self(), vavl_mpi_errors_return())
+        return Communicator(handle: vavl_mpi_comm_self())
+    }()
+
     init(handle: MPI_Comm) {
         self.handle = handle
         var rank: Int32 = 0, size: Int32 = 0

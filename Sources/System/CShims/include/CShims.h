@@ -8,6 +8,7 @@
 
 // MARK: - MPI
 MPI_Comm vavl_mpi_comm_world(void);
+MPI_Comm vavl_mpi_comm_self(void);
 MPI_Datatype vavl_mpi_float(void);
 MPI_Datatype vavl_mpi_double(void);
 MPI_Datatype vavl_mpi_int64(void);
