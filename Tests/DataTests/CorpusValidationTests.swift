@@ -139,7 +139,8 @@ final class CorpusValidationTests: CorpusTestCase {
         }
         let report = validateCorpus(file)
         XCTAssertEqual(report.problems.count, 1)
-        XCTAssertTrue(report.problems[0].contains(file) && report.problems[0].contains("'u1'"), report.problems[0])
+        let problem = report.problems.first ?? ""
+        XCTAssertTrue(problem.contains(file) && problem.contains("'u1'"), problem)
     }
 
     func testInfInVideoFeatures() throws {
