@@ -1,0 +1,91 @@
+import Foundation
+import MPI
+import VAVLCore
+import VAVLData
+
+/// The scores of a checkpoint on one split, per head, as a readable table and as JSON.
+public struct EvaluationReport: Codable, Sendable {
+    public var checkpoint: String
+    public var corpus: String
+    public var split: String
+    public var task: String
+    public var maskAudioPercent: Double
+    public var maskVideoPercent: Double
+    public var heads: [String: HeadScores]
+    public var chance: ChanceLevel?
+
+    /// Evaluates `rows` of `corpus` with every head.
+    public static func evaluate(_ trained: TrainedModel, corpus: Corpus, split: Split, masking: FrameMasking,
+                                communicator: Communicator) throws -> EvaluationReport {
+        try trained.ensureCompatible(with: corpus)
+        let rows = corpus.utterances(in: split)
+        guard !rows.isEmpty else {
+            throw CorpusError(file: corpus.path, "the \(split.rawValue) split has no utterances")
+        }
+        let evaluator = Evaluator(model: trained.model, loader: trained.loader(for: corpus), communicator: communicator)
+        let predictions = try evaluator.predict(rows: rows, masking: masking)
+        let scores = evaluator.scores(predictions)
+        var chance: ChanceLevel?
+        if trained.configuration.task == .categorical {
+            let labels = Matrix(rows: rows.count, columns: trained.configuration.outputDimension)
+            let mapping = trained.loader(for: corpus).labels
+            for (index, row) in rows.enumerated() { mapping.map(corpus.labels(of: row), into: labels.row(index)) }
+            let references = (0..<rows.count).map { Metrics.argmax(labels.row($0), count: labels.columns) }
+            chance = ChanceLevel(references: references, classes: labels.columns)
+        }
+        return EvaluationReport(checkpoint: trained.path, corpus: corpus.path, split: split.rawValue,
+                                task: trained.configuration.task.rawValue, maskAudioPercent: masking.audioPercent,
+                                maskVideoPercent: masking.videoPercent,
+                                heads: Dictionary(uniqueKeysWithValues: scores.map { ($0.key.rawValue, $0.value) }),
+                                chance: chance)
+    }
+
+    /// A fixed-width table: one row per head, one column per metric, chance levels last.
+    public var table: String {
+        let order = EvaluationHead.allCases.map(\.rawValue).filter { heads[$0] != nil }
+        let metricNames: [String]
+        switch task {
+        case "categorical": metricNames = ["f1_macro", "f1_micro", "accuracy", "loss"]
+        case "sentiment": metricNames = ["mae"]
+        default:
+            metricNames = (heads.values.first?.metrics.keys.filter { $0.hasPrefix("ccc_") && $0 != "ccc_mean" }.sorted() ?? [])
+                + ["ccc_mean"]
+        }
+        var lines = ["\(split) split of \(corpus) — \(checkpoint)"]
+        if maskAudioPercent > 0 || maskVideoPercent > 0 {
+            lines.append(String(format: "masked frames: audio %.0f %%, video %.0f %%", maskAudioPercent, maskVideoPercent))
+        }
+        let header = "head".padding(toLength: 14, withPad: " ", startingAt: 0) + "utterances"
+            + metricNames.map { $0.leftPadded(12) }.joined()
+        lines.append(header)
+        lines.append(String(repeating: "-", count: header.count))
+        for name in order {
+            let score = heads[name]!
+            lines.append(name.padding(toLength: 14, withPad: " ", startingAt: 0) + "\(score.count)".leftPadded(10)
+                         + metricNames.map { String(format: "%.4f", score.metrics[$0] ?? .nan).leftPadded(12) }.joined())
+        }
+        if let chance {
+            lines.append("chance (uniform guess)".padding(toLength: 24, withPad: " ", startingAt: 0)
+                         + String(format: "%.4f", chance.uniformMacroF1).leftPadded(12)
+                         + String(format: "%.4f", chance.uniformAccuracy).leftPadded(12)
+                         + String(format: "%.4f", chance.uniformAccuracy).leftPadded(12))
+            lines.append("chance (majority class)".padding(toLength: 24, withPad: " ", startingAt: 0) + "".leftPadded(12)
+                         + String(format: "%.4f", chance.majorityAccuracy).leftPadded(12)
+                         + String(format: "%.4f", chance.majorityAccuracy).leftPadded(12))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    public func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return try encoder.encode(self)
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? " " + self : String(repeating: " ", count: width - count) + self
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+import VAVLCore
+
+/// Writes the `safetensors` format: an 8-byte little-endian header length, a JSON header
+/// mapping each name to its dtype, shape and byte range, then the raw little-endian data.
+/// Parameters and buffers use the canonical names (SPEC §6), so `safetensors.torch.load_file`
+/// gives a state dict that a PyTorch model with SPEC's module tree loads directly.
+public enum Safetensors {
+    public static func export(_ model: VAVLModel, to path: String, metadata: [String: String] = [:]) throws {
+        let store = model.store
+        var header: [String: Any] = [:]
+        var payload = Data()
+        func add(_ name: String, dtype: String, shape: [Int], bytes: UnsafeRawBufferPointer) {
+            header[name] = ["dtype": dtype, "shape": shape, "data_offsets": [payload.count, payload.count + bytes.count]]
+            payload.append(contentsOf: bytes)
+        }
+        for parameter in store.parameters {
+            add(parameter.name, dtype: "F32", shape: parameter.shape,
+                bytes: UnsafeRawBufferPointer(start: store.pointer(parameter), count: parameter.count * 4))
+        }
+        for buffer in store.buffers {
+            add(buffer.name, dtype: "F32", shape: buffer.shape,
+                bytes: UnsafeRawBufferPointer(start: store.pointer(buffer), count: buffer.count * 4))
+        }
+        for counter in store.counters {
+            add(counter.name, dtype: "I64", shape: [],
+                bytes: UnsafeRawBufferPointer(start: store.counterValues + counter.index, count: 8))
+        }
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        // Pad the header with spaces to 8-byte alignment, as the reference implementation does.
+        while json.count % 8 != 0 { json.append(0x20) }
+        var length = UInt64(json.count).littleEndian
+        var file = Data(bytes: &length, count: 8)
+        file.append(json)
+        file.append(payload)
+        let temporary = path + ".partial-\(getpid())"
+        do {
+            try file.write(to: URL(fileURLWithPath: temporary))
+            guard rename(temporary, path) == 0 else { throw CocoaError(.fileWriteUnknown) }
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+import VAVLCore
+import VAVLData
+import VAVLTraining
+
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict",
+        abstract: "Predict new utterances from .npy features: both modalities → AV head, one → that modality's head.",
+        discussion: """
+        --audio and --video each take one .npy file (frames × dims, float32/float64, C order) or a \
+        folder of them; files are matched by name (without .npy). An utterance may have either \
+        modality or both. Output: CSV (default, or a .csv path) or JSON (a .json path): class \
+        probabilities (categorical) or attribute values on the training scale, and the head that answered.
+        """)
+
+    @Option(help: "A checkpoint written by `vavl train`.") var checkpoint: String
+    @Option(help: "Audio features: a .npy file or a folder of them.") var audio: String?
+    @Option(help: "Video features: a .npy file or a folder of them.") var video: String?
+    @Option(help: "Write predictions here (.csv or .json); standard output otherwise.") var output: String?
+
+    struct Prediction: Codable {
+        var id: String
+        var head: String
+        var values: [String: Double]
+        var predictedClass: String?
+    }
+
+    func run() throws {
+        do {
+            guard audio != nil || video != nil else { throw ValidationError("give --audio, --video or both") }
+            let trained = try TrainedModel(checkpoint: Trainer.checkpointPath(checkpoint))
+            let config = trained.configuration
+            let audioFiles = try files(audio), videoFiles = try files(video)
+            var names = Set(audioFiles.keys).union(videoFiles.keys)
+            if audioFiles.count == 1 && videoFiles.count == 1 && !isFolder(audio) && !isFolder(video) {
+                names = [audioFiles.keys.first!]  // two single files are one utterance
+            }
+            let context = RunContext(store: trained.model.store)
+            let labelNames = config.labelNames.isEmpty ? (0..<config.outputDimension).map { "\($0)" } : config.labelNames
+            var predictions: [Prediction] = []
+            for name in names.sorted() {
+                let single = audioFiles.count == 1 && videoFiles.count == 1 && names.count == 1
+                let audioPath = single ? audioFiles.values.first : audioFiles[name]
+                let videoPath = single ? videoFiles.values.first : videoFiles[name]
+                let a = try audioPath.map { try features($0, name: name, modality: .audio, dimension: config.audioDimension, trained) }
+                let v = try videoPath.map { try features($0, name: name, modality: .video, dimension: config.videoDimension, trained) }
+                let output = trained.model.predict(audio: a.map { ($0, Segments(lengths: [$0.rows])) },
+                                                   video: v.map { ($0, Segments(lengths: [$0.rows])) }, context)
+                let head = a != nil && v != nil ? "audio_visual" : (a != nil ? "audio" : "video")
+                var values = output.array
+                let fused = head == "audio_visual" && trained.model.audioVisualHead == nil
+                if config.task == .categorical && !fused {
+                    let maximum = values.max() ?? 0
+                    let exponentials = values.map { Foundation.exp($0 - maximum) }
+                    let sum = exponentials.reduce(0, +)
+                    values = exponentials.map { $0 / sum }
+                }
+                var prediction = Prediction(id: name, head: head,
+                                            values: Dictionary(uniqueKeysWithValues: zip(labelNames, values.map(Double.init))))
+                if config.task == .categorical, let best = values.indices.max(by: { values[$0] < values[$1] }) {
+                    prediction.predictedClass = labelNames[best]
+                }
+                predictions.append(prediction)
+            }
+            try write(predictions, labelNames: labelNames)
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            FileHandle.standardError.write(Data("vavl: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    func isFolder(_ path: String?) -> Bool {
+        guard let path else { return false }
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+    }
+
+    /// name → path of every .npy under `path` (a file or a folder).
+    func files(_ path: String?) throws -> [String: String] {
+        guard let path else { return [:] }
+        guard FileManager.default.fileExists(atPath: path) else { throw CorpusError(file: path, "no such file or folder") }
+        if isFolder(path) {
+            let entries = try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".npy") }
+            guard !entries.isEmpty else { throw CorpusError(file: path, "the folder holds no .npy files") }
+            return Dictionary(uniqueKeysWithValues: entries.map {
+                (String($0.dropLast(4)), (path as NSString).appendingPathComponent($0))
+            })
+        }
+        return [((path as NSString).lastPathComponent as NSString).deletingPathExtension: path]
+    }
+
+    func features(_ path: String, name: String, modality: VAVLData.Modality, dimension: Int, _ trained: TrainedModel) throws -> Matrix {
+        let array = try NumpyFile.read(path, utterance: name)
+        guard array.columns == dimension else {
+            throw CorpusError(file: path, utterance: name, "\(modality.rawValue) features have \(array.columns) dimensions, the model expects \(dimension)")
+        }
+        guard array.rows > 0 else { throw CorpusError(file: path, utterance: name, "no frames") }
+        if let bad = array.values.firstIndex(where: { !$0.isFinite }) {
+            throw CorpusError(file: path, utterance: name, "\(modality.rawValue) feature \(array.values[bad]) at frame \(bad / dimension)")
+        }
+        let matrix = Matrix(rows: array.rows, columns: array.columns, values: array.values)
+        trained.normalization.apply(modality, UnsafeMutableBufferPointer(start: matrix.data, count: matrix.count))
+        return matrix
+    }
+
+    func write(_ predictions: [Prediction], labelNames: [String]) throws {
+        let text: String
+        if let output, output.hasSuffix(".json") {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            text = String(decoding: try encoder.encode(predictions), as: UTF8.self) + "\n"
+        } else {
+            var lines = [(["id", "head"] + labelNames + (predictions.first?.predictedClass != nil ? ["predicted"] : [])).joined(separator: ",")]
+            for prediction in predictions {
+                var fields = [prediction.id, prediction.head] + labelNames.map { String(format: "%.6f", prediction.values[$0] ?? 0) }
+                if let predicted = prediction.predictedClass { fields.append(predicted) }
+                lines.append(fields.joined(separator: ","))
+            }
+            text = lines.joined(separator: "\n") + "\n"
+        }
+        if let output {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
+        } else {
+            print(text, terminator: "")
+        }
+    }
+}
