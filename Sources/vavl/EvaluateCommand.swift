@@ -19,6 +19,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Zero this percentage of each utterance's audio frames (robustness, SPEC §7).") var maskAudio: Double = 0
     @Option(help: "Zero this percentage of each utterance's video frames.") var maskVideo: Double = 0
     @Option(help: "Seed of the masked-frame choice.") var maskSeed: UInt64 = 0
+    @Option(help: "A partition file (authors' CSV layout) reassigning the corpus's splits.") var partition: String?
 
     func run() throws {
         let world = Communicator.world
@@ -30,7 +31,8 @@ struct EvaluateCommand: ParsableCommand {
             let corpusFile = try Corpus.open(corpus)
             let report = try EvaluationReport.evaluate(trained, corpus: corpusFile, split: split,
                                                        masking: FrameMasking(audioPercent: maskAudio, videoPercent: maskVideo, seed: maskSeed),
-                                                       communicator: world)
+                                                       communicator: world,
+                                                       splits: try partition.map { try SplitAssignment(partitionFile: $0, corpus: corpusFile) })
             guard world.rank == 0 else { return }
             print(report.table)
             if let json { try report.json().write(to: URL(fileURLWithPath: json), options: .atomic) }

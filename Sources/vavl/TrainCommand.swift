@@ -29,6 +29,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Non-finite loss: abort (default) or skip the phase update on every rank.") var nanPolicy = "abort"
     @Option(help: "Dimensional label columns to flip (lo + hi − y) before scaling, e.g. EmoAct.") var flipLabels: String?
     @Option(help: "Resume from a checkpoint file or a run folder (its checkpoint-last.h5).") var resume: String?
+    @Option(help: "A partition file in the authors' CSV layout (FileName, …, Split_Set) reassigning the corpus's splits.") var partition: String?
     @Option(help: "Epoch checkpoints to keep besides best and last.") var keep = 3
     @Option(help: "Floats per gradient allreduce bucket.") var bucketSize = 4 << 20
     @Option(help: "OpenBLAS threads per rank (default: cores ÷ ranks on this host).") var threads: Int?
@@ -94,6 +95,7 @@ struct TrainCommand: ParsableCommand {
         guard let policy = NonFinitePolicy(rawValue: nanPolicy) else { throw ValidationError("--nan-policy must be abort or skip") }
         options.nonFinitePolicy = policy
         options.resume = resume
+        options.partitionFile = partition
         options.keepCheckpoints = keep
         options.bucketSize = bucketSize
         options.evaluateEachEpoch = !noEvaluation

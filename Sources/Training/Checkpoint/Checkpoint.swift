@@ -32,7 +32,10 @@ public enum Checkpoint {
                              state: TrainingState) throws {
         let temporary = path + ".partial-\(getpid())"
         do {
-            try writeFile(temporary, model: model, optimizer: optimizer, normalization: normalization, state: state)
+            // The prefetch thread may be reading the corpus: HDF5 calls are serialised.
+            try HDF5Lock.withLock {
+                try writeFile(temporary, model: model, optimizer: optimizer, normalization: normalization, state: state)
+            }
             guard rename(temporary, path) == 0 else {
                 throw HDF5Error(file: path, object: "", problem: "cannot rename \(temporary) into place: \(String(cString: strerror(errno)))")
             }

@@ -16,9 +16,9 @@ public struct EvaluationReport: Codable, Sendable {
 
     /// Evaluates `rows` of `corpus` with every head.
     public static func evaluate(_ trained: TrainedModel, corpus: Corpus, split: Split, masking: FrameMasking,
-                                communicator: Communicator) throws -> EvaluationReport {
+                                communicator: Communicator, splits: SplitAssignment? = nil) throws -> EvaluationReport {
         try trained.ensureCompatible(with: corpus)
-        let rows = corpus.utterances(in: split)
+        let rows = (splits ?? SplitAssignment(corpus: corpus)).rows(in: split)
         guard !rows.isEmpty else {
             throw CorpusError(file: corpus.path, "the \(split.rawValue) split has no utterances")
         }

@@ -18,6 +18,8 @@ public final class Trainer {
     public let planner: BatchPlanner
     public private(set) var normalization: Normalization
     public private(set) var state = TrainingState()
+    /// The split of every corpus row (the corpus's, or a partition file's).
+    public let splits: SplitAssignment
     public let loader: BatchLoader
     private let log: RankZeroLog
 
@@ -37,7 +39,10 @@ public final class Trainer {
         algorithm = AlgorithmOne(model: model, collectives: collectives, seed: configuration.seed)
         algorithm.synchronizedBatchNorm = options.synchronizedBatchNorm
         algorithm.nonFinitePolicy = options.nonFinitePolicy
-        let train = corpus.utterances(in: .train).map {
+        let assignment = try options.partitionFile.map { try SplitAssignment(partitionFile: $0, corpus: corpus) }
+            ?? SplitAssignment(corpus: corpus)
+        self.splits = assignment
+        let train = assignment.rows(in: .train).map {
             PlannedUtterance(row: $0, audioFrames: corpus.frameCount(.audio, utterance: $0),
                              videoFrames: corpus.frameCount(.video, utterance: $0))
         }
@@ -172,7 +177,7 @@ public final class Trainer {
         state.epoch += 1
         state.samplerPosition = 0
         var scores: [EvaluationHead: HeadScores] = [:]
-        let development = corpus.utterances(in: .dev)
+        let development = splits.rows(in: .dev)
         if options.evaluateEachEpoch && !development.isEmpty {
             let evaluator = Evaluator(model: model, loader: loader, communicator: communicator)
             let predictions = communicator.abortOnError("evaluating the development split") { try evaluator.predict(rows: development) }

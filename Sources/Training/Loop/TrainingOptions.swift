@@ -24,6 +24,8 @@ public struct TrainingOptions: Sendable {
     /// Print a live progress line (a terminal) or plain lines every `logEvery` iterations.
     public var liveProgress = false
     public var logEvery = 50
+    /// A partition file (authors' layout) reassigning the corpus's splits; nil = the corpus's own.
+    public var partitionFile: String?
     /// Print nothing but errors (tests).
     public var quiet = false
 
