@@ -1,0 +1,148 @@
+import Foundation
+import HDF5
+import MPI
+@testable import VAVLCore
+import VAVLData
+@testable import VAVLTraining
+import XCTest
+
+final class CheckpointTests: XCTestCase {
+    static var corpus: TinyCorpus!
+
+    override class func setUp() {
+        corpus = try! TinyCorpus()
+    }
+
+    override class func tearDown() { corpus = nil }
+
+    func testRoundTripRestoresEveryTensorAndStateField() throws {
+        let corpus = Self.corpus!
+        var options = corpus.options("round-trip")
+        options.maxIterations = 3
+        let trainer = try Trainer(configuration: try corpus.configuration(), options: options, communicator: .selfOnly)
+        trainer.run()
+        let path = options.outputDirectory + "/checkpoint-last.h5"
+        let model = VAVLModel(trainer.configuration)
+        let adam = Adam(store: model.store, configuration: trainer.configuration.adam)
+        let (normalization, state) = try Checkpoint.load(path, into: model, optimizer: adam)
+        XCTAssertEqual(allValues(model.store), allValues(trainer.model.store))
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: model.store.bufferValues, count: model.store.bufferCount)),
+                       Array(UnsafeBufferPointer(start: trainer.model.store.bufferValues, count: trainer.model.store.bufferCount)))
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: model.store.counterValues, count: model.store.counters.count)),
+                       Array(UnsafeBufferPointer(start: trainer.model.store.counterValues, count: trainer.model.store.counters.count)))
+        let original = trainer.algorithm.optimizer
+        XCTAssertEqual(adam.steps, original.steps)
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: adam.firstMoment, count: model.store.parameterCount)),
+                       Array(UnsafeBufferPointer(start: original.firstMoment, count: model.store.parameterCount)))
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: adam.secondMoment, count: model.store.parameterCount)),
+                       Array(UnsafeBufferPointer(start: original.secondMoment, count: model.store.parameterCount)))
+        XCTAssertEqual(normalization.audio, trainer.normalization.audio)
+        XCTAssertEqual(normalization.video, trainer.normalization.video)
+        XCTAssertEqual(state.iteration, 3)
+        XCTAssertEqual(state.samplerPosition, 3)
+        XCTAssertEqual(state.epoch, 0)
+        XCTAssertEqual(state.seed, 5)
+        XCTAssertEqual(state.worldSize, 1)
+        XCTAssertEqual(try Checkpoint.configuration(path), trainer.configuration)
+        // SPEC §6 layout: flat dotted names directly under their groups, int64 scalars.
+        let file = try HDF5File.open(path)
+        XCTAssertEqual(try file.stringAttribute("format"), "vavl-checkpoint")
+        XCTAssertEqual(try file.openDataset("params/acoustic.proj.weight").shape, [8, 12, 3])
+        XCTAssertEqual(try file.openDataset("buffers/shared.encoder.blocks.0.conv.batchnorm.num_batches_tracked").shape, [])
+        XCTAssertEqual(try file.openDataset("optimizer/head_av.out.bias/step").read(as: Int64.self), [3])
+        XCTAssertEqual(try file.openGroup("state").attribute("sampler_position", as: Int64.self), 3)
+    }
+
+    /// A write that fails midway leaves the previous checkpoint in place and loadable, and
+    /// no temporary file behind.
+    func testFailedWriteLeavesThePreviousCheckpointLoadable() throws {
+        let corpus = Self.corpus!
+        var options = corpus.options("atomic")
+        options.maxIterations = 1
+        let trainer = try Trainer(configuration: try corpus.configuration(), options: options, communicator: .selfOnly)
+        trainer.run()
+        let path = options.outputDirectory + "/checkpoint-last.h5"
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        // Block the temporary file's name with a folder: the write fails after starting.
+        let blocker = path + ".partial-\(getpid())"
+        try FileManager.default.createDirectory(atPath: blocker, withIntermediateDirectories: false)
+        XCTAssertThrowsError(try Checkpoint.write(path, model: trainer.model, optimizer: trainer.algorithm.optimizer,
+                                                  normalization: trainer.normalization, state: trainer.state))
+        try FileManager.default.removeItem(atPath: blocker)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before)
+        XCTAssertNoThrow(try TrainedModel(checkpoint: path))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: options.outputDirectory).filter { $0.contains("partial") }, [])
+    }
+
+    /// Interrupted after epoch 1 and resumed, a run ends with exactly the parameters of an
+    /// uninterrupted run (same plan, dropout keys, Adam state, BatchNorm buffers).
+    func testResumeAfterAnEpochGivesTheUninterruptedResult() throws {
+        let corpus = Self.corpus!
+        let configuration = try corpus.configuration(epochs: 2)
+        let straight = try Trainer(configuration: configuration, options: corpus.options("straight"), communicator: .selfOnly)
+        straight.run()
+
+        var first = corpus.options("interrupted")
+        first.maxIterations = straight.planner.batchesPerEpoch  // stop at the end of epoch 0
+        let interrupted = try Trainer(configuration: configuration, options: first, communicator: .selfOnly)
+        interrupted.run()
+        XCTAssertEqual(interrupted.state.epoch, 1)
+        var second = corpus.options("interrupted")
+        second.resume = first.outputDirectory
+        let resumed = try Trainer(configuration: configuration, options: second, communicator: .selfOnly)
+        XCTAssertEqual(resumed.state.iteration, straight.planner.batchesPerEpoch)
+        resumed.run()
+        XCTAssertEqual(resumed.state.iteration, straight.state.iteration)
+        XCTAssertEqual(allValues(resumed.model.store), allValues(straight.model.store), "resumed parameters differ")
+        XCTAssertEqual(resumed.state.bestEpoch, straight.state.bestEpoch)
+    }
+
+    /// Mid-epoch resume continues the same sequence of batches from the saved position.
+    func testResumeMidEpochContinuesTheSameSequence() throws {
+        let corpus = Self.corpus!
+        let configuration = try corpus.configuration(epochs: 1)
+        var whole = corpus.options("mid-straight")
+        whole.maxIterations = 4
+        let straight = try Trainer(configuration: configuration, options: whole, communicator: .selfOnly)
+        straight.run()
+        var part = corpus.options("mid-part")
+        part.maxIterations = 2
+        try Trainer(configuration: configuration, options: part, communicator: .selfOnly).run()
+        var rest = corpus.options("mid-part")
+        rest.resume = part.outputDirectory
+        rest.maxIterations = 4
+        let resumed = try Trainer(configuration: configuration, options: rest, communicator: .selfOnly)
+        XCTAssertEqual(resumed.state.samplerPosition, 2)
+        resumed.run()
+        XCTAssertEqual(allValues(resumed.model.store), allValues(straight.model.store))
+    }
+
+    func testCheckpointOfAnotherModelIsRejectedWithoutChangingTheModel() throws {
+        let corpus = Self.corpus!
+        var options = corpus.options("other")
+        options.maxIterations = 0
+        try Trainer(configuration: try corpus.configuration(), options: options, communicator: .selfOnly).run()
+        var other = try corpus.configuration()
+        other.dim = 24
+        other.heads = 3
+        let model = VAVLModel(other)
+        model.initialize(seed: 1)
+        let before = allValues(model.store)
+        XCTAssertThrowsError(try Checkpoint.load(options.outputDirectory + "/checkpoint-last.h5", into: model)) { error in
+            XCTAssertTrue("\(error)".contains("checkpoint of another model: dim 16 vs 24"), "\(error)")
+        }
+        XCTAssertEqual(allValues(model.store), before)
+    }
+
+    func testCorruptCheckpointIsAClearError() throws {
+        let path = Self.corpus.folder + "/corrupt.h5"
+        try Data(repeating: 7, count: 4096).write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try TrainedModel(checkpoint: path)) { error in
+            XCTAssertTrue("\(error)".contains("not an HDF5 file"), "\(error)")
+        }
+        // An HDF5 file that is not a checkpoint.
+        XCTAssertThrowsError(try TrainedModel(checkpoint: Self.corpus.path)) { error in
+            XCTAssertTrue("\(error)".contains("not a VAVL checkpoint"), "\(error)")
+        }
+    }
+}

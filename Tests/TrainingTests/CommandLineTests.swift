@@ -1,0 +1,153 @@
+import Foundation
+import HDF5
+@testable import VAVLCore
+import VAVLData
+@testable import VAVLTraining
+import XCTest
+
+/// The `vavl train / evaluate / predict / export` commands as a user runs them.
+final class CommandLineTests: XCTestCase {
+    static var corpus: TinyCorpus!
+    static var checkpoint: String!
+
+    override class func setUp() {
+        corpus = try! TinyCorpus()
+        let out = corpus.subfolder("cli-run")
+        let result = try! VAVLBinary.run(["train", "--corpus", corpus.path, "--out", out, "--model", "tiny", "--epochs", "1",
+                                          "--batch-size", "16", "--lr", "1e-3", "--quiet"])
+        precondition(result.status == 0, "training failed: \(result.error)")
+        checkpoint = out + "/checkpoint-last.h5"
+    }
+
+    override class func tearDown() { corpus = nil }
+
+    func testConfigFileThenFlagsOverrideThePreset() throws {
+        let folder = Self.corpus.subfolder("config")
+        let config = folder + "/config.json"
+        try Data(#"{"dim": 24, "heads": 4, "lr": 0.01, "ff_expansion": 3}"#.utf8).write(to: URL(fileURLWithPath: config))
+        let result = try VAVLBinary.run(["train", "--corpus", Self.corpus.path, "--out", folder + "/run", "--model", "tiny",
+                                         "--config", config, "--lr", "0.02", "--max-iterations", "0", "--quiet"])
+        XCTAssertEqual(result.status, 0, result.error)
+        let resolved = try Checkpoint.configuration(folder + "/run/checkpoint-last.h5")
+        XCTAssertEqual(resolved.dim, 24)              // from the file
+        XCTAssertEqual(resolved.heads, 4)             // from the file
+        XCTAssertEqual(resolved.feedForwardExpansion, 3)
+        XCTAssertEqual(resolved.learningRate, 0.02)   // the flag beats the file
+        XCTAssertEqual(resolved.acousticBlocks, 1)    // the preset where neither says
+        XCTAssertEqual(resolved.audioDimension, 12)   // from the corpus
+    }
+
+    func testMaxIterationsZeroWritesTheInitialModelReproducibly() throws {
+        let folder = Self.corpus.subfolder("initial")
+        for run in ["a", "b"] {
+            let result = try VAVLBinary.run(["train", "--corpus", Self.corpus.path, "--out", folder + "/" + run, "--model", "tiny",
+                                             "--seed", "9", "--max-iterations", "0", "--quiet"])
+            XCTAssertEqual(result.status, 0, result.error)
+        }
+        let a = try HDF5File.open(folder + "/a/checkpoint-last.h5").openDataset("params/shared.encoder.input_projection.weight")
+        let b = try HDF5File.open(folder + "/b/checkpoint-last.h5").openDataset("params/shared.encoder.input_projection.weight")
+        XCTAssertEqual(try a.read(as: Float.self), try b.read(as: Float.self))
+    }
+
+    func testEvaluateWritesTheTableAndJSON() throws {
+        let json = Self.corpus.folder + "/scores.json"
+        let result = try VAVLBinary.run(["evaluate", "--checkpoint", Self.checkpoint, "--corpus", Self.corpus.path,
+                                         "--split", "test", "--json", json])
+        XCTAssertEqual(result.status, 0, result.error)
+        XCTAssertTrue(result.output.contains("audio_visual"), result.output)
+        XCTAssertTrue(result.output.contains("chance (uniform guess)"), result.output)
+        let report = try JSONDecoder().decode(EvaluationReport.self, from: Data(contentsOf: URL(fileURLWithPath: json)).keysFromSnakeCase())
+        XCTAssertEqual(Set(report.heads.keys), ["audio_visual", "audio", "video"])
+        XCTAssertNotNil(report.heads["audio"]?.metrics["f1_macro"])
+    }
+
+    func testPredictWithAudioOnlyVideoOnlyAndBoth() throws {
+        let folder = Self.corpus.subfolder("predict")
+        try FileManager.default.createDirectory(atPath: folder + "/audio", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: folder + "/video", withIntermediateDirectories: true)
+        var generator = SeededGenerator(seed: 1)
+        func write(_ path: String, rows: Int, columns: Int) throws {
+            try NumpyFile.write(path, rows: rows, columns: columns, values: (0..<(rows * columns)).map { _ in generator.normal() })
+        }
+        try write(folder + "/audio/both.npy", rows: 40, columns: 12)
+        try write(folder + "/video/both.npy", rows: 25, columns: 10)
+        try write(folder + "/audio/speech.npy", rows: 33, columns: 12)
+        try write(folder + "/video/face.npy", rows: 18, columns: 10)
+        let csv = folder + "/predictions.csv"
+        let result = try VAVLBinary.run(["predict", "--checkpoint", Self.checkpoint, "--audio", folder + "/audio",
+                                         "--video", folder + "/video", "--output", csv])
+        XCTAssertEqual(result.status, 0, result.error)
+        let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines[0], "id,head,angry,sad,disgust,fear,neutral,happy,predicted")
+        let byID = Dictionary(uniqueKeysWithValues: lines.dropFirst().map { ($0.split(separator: ",")[0], $0.split(separator: ",")) })
+        XCTAssertEqual(byID["both"]?[1], "audio_visual")
+        XCTAssertEqual(byID["speech"]?[1], "audio")
+        XCTAssertEqual(byID["face"]?[1], "video")
+        for row in byID.values {
+            let probabilities = row[2..<8].compactMap { Double($0) }
+            XCTAssertEqual(probabilities.reduce(0, +), 1, accuracy: 1e-4)
+        }
+        // One file alone, as JSON.
+        let json = folder + "/one.json"
+        XCTAssertEqual(try VAVLBinary.run(["predict", "--checkpoint", Self.checkpoint, "--video", folder + "/video/face.npy",
+                                           "--output", json]).status, 0)
+        XCTAssertTrue(try String(contentsOfFile: json, encoding: .utf8).contains("\"head\" : \"video\""))
+        // Wrong dimensions name the file and the utterance.
+        let wrong = try VAVLBinary.run(["predict", "--checkpoint", Self.checkpoint, "--audio", folder + "/video/face.npy"])
+        XCTAssertNotEqual(wrong.status, 0)
+        XCTAssertTrue(wrong.error.contains("face.npy") && wrong.error.contains("10 dimensions, the model expects 12"), wrong.error)
+    }
+
+    func testBadInputsAreClearErrors() throws {
+        // A corpus whose dims do not match the checkpoint, and a task mismatch.
+        let other = try TinyCorpus(preset: .mspImprov, utterances: 60)
+        let mismatch = try VAVLBinary.run(["evaluate", "--checkpoint", Self.checkpoint, "--corpus", other.path])
+        XCTAssertNotEqual(mismatch.status, 0)
+        XCTAssertTrue(mismatch.error.contains("the corpus is dimensional but the checkpoint"), mismatch.error)
+        // A missing split: every utterance of this corpus is train.
+        let trainOnly = Self.corpus.folder + "/train-only.csv"
+        let corpus = try Corpus.open(Self.corpus.path)
+        try Data((["FileName,Split_Set"] + corpus.ids.map { "\($0).wav,Train" }).joined(separator: "\n").utf8)
+            .write(to: URL(fileURLWithPath: trainOnly))
+        let missing = try VAVLBinary.run(["evaluate", "--checkpoint", Self.checkpoint, "--corpus", Self.corpus.path,
+                                          "--partition", trainOnly])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.error.contains("the test split has no utterances"), missing.error)
+        // A corrupt checkpoint.
+        let corrupt = Self.corpus.folder + "/bad.h5"
+        try Data(repeating: 1, count: 100).write(to: URL(fileURLWithPath: corrupt))
+        let bad = try VAVLBinary.run(["evaluate", "--checkpoint", corrupt, "--corpus", Self.corpus.path])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.error.contains("bad.h5: not an HDF5 file"), bad.error)
+        // Resuming with a checkpoint of another model.
+        let resume = try VAVLBinary.run(["train", "--corpus", Self.corpus.path, "--out", Self.corpus.subfolder("resume-bad"),
+                                         "--model", "tiny", "--dim", "24", "--heads", "4", "--resume", Self.checkpoint, "--quiet"])
+        XCTAssertNotEqual(resume.status, 0)
+        XCTAssertTrue(resume.error.contains("checkpoint of another model"), resume.error)
+        // An unwritable output folder fails before training.
+        let unwritable = try VAVLBinary.run(["train", "--corpus", Self.corpus.path, "--out", "/proc/vavl-run", "--model", "tiny"])
+        XCTAssertNotEqual(unwritable.status, 0)
+        XCTAssertTrue(unwritable.error.contains("/proc/vavl-run"), unwritable.error)
+    }
+}
+
+extension Data {
+    /// Re-encodes snake_case JSON keys as camelCase for decoding with default strategies.
+    func keysFromSnakeCase() throws -> Data {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let object = try JSONSerialization.jsonObject(with: self)
+        func convert(_ value: Any) -> Any {
+            if let dictionary = value as? [String: Any] {
+                return Dictionary(uniqueKeysWithValues: dictionary.map { key, value in
+                    (key.contains("_") && !["audio_visual"].contains(key) && !key.hasPrefix("f1_") && !key.hasPrefix("ccc_")
+                        ? key.split(separator: "_").enumerated().map { $0.offset == 0 ? String($0.element) : $0.element.capitalized }.joined()
+                        : key, convert(value))
+                })
+            }
+            if let array = value as? [Any] { return array.map(convert) }
+            return value
+        }
+        return try JSONSerialization.data(withJSONObject: convert(object))
+    }
+}
