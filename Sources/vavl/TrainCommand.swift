@@ -34,6 +34,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Floats per gradient allreduce bucket.") var bucketSize = 4 << 20
     @Option(help: "OpenBLAS threads per rank (default: cores ÷ ranks on this host).") var threads: Int?
     @Flag(help: "Skip the per-epoch development evaluation.") var noEvaluation = false
+    @Option(help: "Without a terminal, print a progress line every N batches.") var logEvery = 50
+    @Flag(help: "Print plain progress lines even on a terminal.") var plain = false
     @Flag(help: "Print nothing but errors.") var quiet = false
 
     func run() throws {
@@ -100,7 +102,8 @@ struct TrainCommand: ParsableCommand {
         options.bucketSize = bucketSize
         options.evaluateEachEpoch = !noEvaluation
         options.quiet = quiet
-        options.liveProgress = isatty(fileno(stdout)) != 0
+        options.liveProgress = isatty(fileno(stdout)) != 0 && !plain
+        options.logEvery = logEvery
         try OutputFolder.prepare(out, rank: world.rank)
         return (configuration, options)
     }
