@@ -53,28 +53,28 @@ public final class ConformerBlock {
     public func forward(_ x: Matrix, segments: Segments, _ context: RunContext) -> Matrix {
         let n = x.rows, c = x.columns
         for stage in [afterFeedForward1, afterAttention, afterConvolution, beforeNorm] { stage.resize(rows: n, columns: c) }
-        let ff1 = feedForward1.forward(x, segments: segments, context)
+        let ff1 = Profiler.measure(.feedForward) { feedForward1.forward(x, segments: segments, context) }
         Elementwise.addScaled(afterFeedForward1.data, x.data, ff1.data, scale: 0.5, count: n * c)
-        let mhsa = attention.forward(afterFeedForward1, segments: segments, context)
+        let mhsa = Profiler.measure(.attention) { attention.forward(afterFeedForward1, segments: segments, context) }
         Elementwise.addScaled(afterAttention.data, afterFeedForward1.data, mhsa.data, scale: 1, count: n * c)
-        let conv = convolution.forward(afterAttention, segments: segments, context)
+        let conv = Profiler.measure(.convolution) { convolution.forward(afterAttention, segments: segments, context) }
         Elementwise.addScaled(afterConvolution.data, afterAttention.data, conv.data, scale: 1, count: n * c)
-        let ff2 = feedForward2.forward(afterConvolution, segments: segments, context)
+        let ff2 = Profiler.measure(.feedForward) { feedForward2.forward(afterConvolution, segments: segments, context) }
         Elementwise.addScaled(beforeNorm.data, afterConvolution.data, ff2.data, scale: 0.5, count: n * c)
-        return norm.forward(beforeNorm, context.store)
+        return Profiler.measure(.normalization) { norm.forward(beforeNorm, context.store) }
     }
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let count = dy.count
-        gradient.copy(from: norm.backward(dy, context.store))
+        Profiler.measure(.normalization) { gradient.copy(from: norm.backward(dy, context.store)) }
         // The feed-forward modules enter the residual stream scaled by ½, so they see ½ of its gradient.
         halfGradient.resize(rows: dy.rows, columns: dy.columns)
         for i in 0..<count { halfGradient.data[i] = 0.5 * gradient.data[i] }
-        Elementwise.accumulate(gradient.data, feedForward2.backward(halfGradient, context).data, count: count)
-        Elementwise.accumulate(gradient.data, convolution.backward(gradient, context).data, count: count)
-        Elementwise.accumulate(gradient.data, attention.backward(gradient, context).data, count: count)
+        Profiler.measure(.feedForward) { Elementwise.accumulate(gradient.data, feedForward2.backward(halfGradient, context).data, count: count) }
+        Profiler.measure(.convolution) { Elementwise.accumulate(gradient.data, convolution.backward(gradient, context).data, count: count) }
+        Profiler.measure(.attention) { Elementwise.accumulate(gradient.data, attention.backward(gradient, context).data, count: count) }
         for i in 0..<count { halfGradient.data[i] = 0.5 * gradient.data[i] }
-        Elementwise.accumulate(gradient.data, feedForward1.backward(halfGradient, context).data, count: count)
+        Profiler.measure(.feedForward) { Elementwise.accumulate(gradient.data, feedForward1.backward(halfGradient, context).data, count: count) }
         inputGradient.copy(from: gradient)
         return inputGradient
     }

@@ -14,14 +14,14 @@ public final class ModalityBranch {
 
     /// x (N, d_m) → (N, dim).
     public func forward(_ x: Matrix, segments: Segments, _ context: RunContext) -> Matrix {
-        let projected = projection.forward(x, segments: segments, context.store)
+        let projected = Profiler.measure(.projection) { projection.forward(x, segments: segments, context.store) }
         return encoder.forward(projected, segments: segments, context)
     }
 
     /// Accumulates parameter gradients; the input is data, so no input gradient is formed.
     public func backward(_ dy: Matrix, _ context: RunContext) {
         let dProjected = encoder.backward(dy, context)
-        _ = projection.backward(dProjected, context.store)
+        _ = Profiler.measure(.projection) { projection.backward(dProjected, context.store) }
     }
 }
 

@@ -55,6 +55,8 @@ public final class AlgorithmOne {
             let range = model.groups.range(phase)
             model.store.zeroGradients(range)
             context.phase = phase.dropoutKey
+            let started = Profiler.enabled ? Profiler.now() : 0
+            defer { if Profiler.enabled { Profiler.add(phase.profilerSection, Profiler.now() - started) } }
             switch phase {
             case .acoustic: losses[phase] = unimodalPhase(.audio, batch, globalCount: counts.acoustic)
             case .visual: losses[phase] = unimodalPhase(.video, batch, globalCount: counts.visual)
@@ -65,8 +67,8 @@ public final class AlgorithmOne {
                 skippedUpdates += 1
                 continue
             }
-            collectives.reduceGradients(range, of: model.store)
-            optimizer.step(range)
+            Profiler.measure(.allreduce) { collectives.reduceGradients(range, of: model.store) }
+            Profiler.measure(.optimizer) { optimizer.step(range) }
         }
         return losses
     }
@@ -157,5 +159,15 @@ public struct NonFiniteLoss: Error, CustomStringConvertible {
     public var value: Double
     public var description: String {
         "the \(phase.rawValue) phase's loss is \(value) at iteration \(iteration) (diverged; lower --lr, or --nan-policy skip)"
+    }
+}
+
+extension Phase {
+    var profilerSection: Profiler.Section {
+        switch self {
+        case .acoustic: return .acousticPhase
+        case .visual: return .visualPhase
+        case .audioVisual: return .audioVisualPhase
+        }
     }
 }

@@ -1,0 +1,178 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BLAS
+import MPI
+import VAVLCore
+import VAVLDistributed
+
+/// One full Algorithm-1 iteration (acoustic, visual and AV phases, Adam included) on a
+/// synthetic all-paired global batch, timed; the Swift row of `Scripts/bench.sh`.
+public final class StepBenchmark {
+    public let configuration: VAVLConfiguration
+    public let communicator: Communicator
+    public let audioLengths: [Int]
+    public let videoLengths: [Int]
+
+    /// Frame counts drawn with a fixed seed: audio uniform in 100…200, video in 60…120.
+    public init(configuration: VAVLConfiguration, batchSize: Int, seed: UInt64 = 2024, communicator: Communicator) {
+        self.configuration = configuration
+        self.communicator = communicator
+        var generator = SeededGenerator(seed: seed)
+        audioLengths = (0..<batchSize).map { _ in 100 + Int(generator.next() % 101) }
+        videoLengths = (0..<batchSize).map { _ in 60 + Int(generator.next() % 61) }
+    }
+
+    /// This rank's share of the global batch (frame-balanced placement, as in training).
+    public func localBatch() -> TrainingBatch {
+        let planned = (0..<audioLengths.count).map { PlannedUtterance(row: $0, audioFrames: audioLengths[$0], videoFrames: videoLengths[$0]) }
+        let planner = BatchPlanner(utterances: planned, batchSize: audioLengths.count, worldSize: communicator.size, seed: 0)
+        let rows = planner.place(Array(0..<audioLengths.count)).rankRows[communicator.rank]
+        let k = configuration.outputDimension
+        let labels = Matrix(rows: rows.count, columns: k)
+        for (index, row) in rows.enumerated() { labels.row(index)[row % k] = 1 }
+        func input(_ lengths: [Int], _ dimension: Int, salt: UInt64) -> ModalityInput {
+            let segments = Segments(lengths: rows.map { lengths[$0] })
+            let features = Matrix(rows: segments.totalRows, columns: dimension)
+            var generator = SeededGenerator(seed: salt ^ UInt64(communicator.rank))
+            for i in 0..<features.count { features.data[i] = generator.normal() }
+            return ModalityInput(features: features, segments: segments, utterances: Array(0..<rows.count))
+        }
+        return TrainingBatch(labels: labels, keys: rows.map { UInt64($0) },
+                             audio: input(audioLengths, configuration.audioDimension, salt: 1),
+                             video: input(videoLengths, configuration.videoDimension, salt: 2))
+    }
+
+    public struct Result {
+        public var seconds: [Double]
+        public var median: Double { seconds.sorted()[seconds.count / 2] }
+        public var minimum: Double { seconds.min() ?? 0 }
+        public var sections: [(Profiler.Section, Double)]
+        public var allreduceSeconds: Double
+        public var flops: Double
+    }
+
+    /// Runs `warmup` untimed and `iterations` timed iterations; the time of an iteration is
+    /// the slowest rank's (a barrier closes each one).
+    public func run(iterations: Int, warmup: Int, profile: Bool) throws -> Result {
+        let model = VAVLModel(configuration)
+        model.initialize(seed: configuration.seed)
+        let collectives = MPICollectives(communicator: communicator)
+        let algorithm = AlgorithmOne(model: model, collectives: collectives)
+        let batch = localBatch()
+        let n = audioLengths.count
+        let counts = PhaseCounts(acoustic: n, visual: n, audioVisual: n)
+        var seconds: [Double] = []
+        var allreduce = 0.0
+        for iteration in 0..<(warmup + iterations) {
+            if iteration == warmup {
+                Profiler.reset()
+                Profiler.enabled = profile
+                allreduce = collectives.reductionSeconds
+            }
+            try communicator.barrier()
+            let start = Profiler.now()
+            try algorithm.iterate(batch, counts: counts, iteration: iteration)
+            try communicator.barrier()
+            if iteration >= warmup { seconds.append(Profiler.now() - start) }
+        }
+        Profiler.enabled = false
+        return Result(seconds: seconds, sections: Profiler.seconds.map { ($0.0, $0.1 / Double(iterations)) },
+                      allreduceSeconds: (collectives.reductionSeconds - allreduce) / Double(iterations),
+                      flops: FlopCount.iteration(configuration, audioLengths: audioLengths, videoLengths: videoLengths))
+    }
+
+    /// Median seconds of one utterance's prediction by each head (AV, audio only, video only),
+    /// at the median frame counts of the benchmark (paper §III-E reports inference cost).
+    public func inferenceLatency(repetitions: Int = 20) -> [(String, Double)] {
+        let model = VAVLModel(configuration)
+        model.initialize(seed: configuration.seed)
+        let context = RunContext(store: model.store)
+        let audio = Matrix(rows: 150, columns: configuration.audioDimension), video = Matrix(rows: 90, columns: configuration.videoDimension)
+        var generator = SeededGenerator(seed: 3)
+        for i in 0..<audio.count { audio.data[i] = generator.normal() }
+        for i in 0..<video.count { video.data[i] = generator.normal() }
+        let cases: [(String, (Matrix, Segments)?, (Matrix, Segments)?)] = [
+            ("audio_visual", (audio, Segments(lengths: [150])), (video, Segments(lengths: [90]))),
+            ("audio", (audio, Segments(lengths: [150])), nil),
+            ("video", nil, (video, Segments(lengths: [90]))),
+        ]
+        return cases.map { name, a, v in
+            _ = model.predict(audio: a, video: v, context)
+            var times: [Double] = []
+            for _ in 0..<repetitions {
+                let start = Profiler.now()
+                _ = model.predict(audio: a, video: v, context)
+                times.append(Profiler.now() - start)
+            }
+            return (name, times.sorted()[times.count / 2])
+        }
+    }
+
+    /// The machine's sgemm rate: large square matrices with the current OpenBLAS threads.
+    public static func sgemmGigaflops(size: Int = 2048, repetitions: Int = 5) -> Double {
+        let a = Matrix(rows: size, columns: size), b = Matrix(rows: size, columns: size), c = Matrix(rows: size, columns: size)
+        for i in 0..<a.count { a.data[i] = Float(i % 7) * 0.1; b.data[i] = Float(i % 5) * 0.1 }
+        BLAS.sgemm(m: size, n: size, k: size, a: a.data, lda: size, b: b.data, ldb: size, c: c.data, ldc: size)
+        var best = Double.infinity
+        for _ in 0..<repetitions {
+            let start = Profiler.now()
+            BLAS.sgemm(m: size, n: size, k: size, a: a.data, lda: size, b: b.data, ldb: size, c: c.data, ldc: size)
+            best = min(best, Profiler.now() - start)
+        }
+        return 2 * Double(size * size * size) / best / 1e9
+    }
+
+    /// Peak resident memory of this process (getrusage), in MiB.
+    public static var peakResidentMiB: Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024
+    }
+}
+
+/// An analytic count of the useful floating-point operations of one Algorithm-1 iteration
+/// (valid frames only, 2 per multiply-add, matrix products and convolutions; elementwise
+/// work, normalisation and softmax are not counted):
+/// - per utterance of T frames through a Conformer encoder of width C, H heads, E expansion,
+///   kernel K and N blocks with input width I: T·I·C (input projection) + N·[2·2·T·C·E·C
+///   (two feed-forward modules) + 4·T·C² (q, k, v, out) + T·C² (pos) + 3·T²·C (content and
+///   position scores, context) + T·C·2C + T·C·K + T·C² (convolution module)];
+/// - a branch adds the temporal projection T·d_m·P·k_proj and its encoder (I = P);
+/// - training a phase costs 3× its forward (forward, input and weight gradients), the frozen
+///   forward of the AV phase 1×; heads are counted with their three linear layers.
+public enum FlopCount {
+    static func encoder(_ t: Double, inputs: Int, blocks: Int, _ c: VAVLConfiguration) -> Double {
+        let width = Double(c.dim), e = Double(c.feedForwardExpansion), k = Double(c.convolutionKernel)
+        let block = 2 * 2 * t * width * e * width + 5 * t * width * width + 3 * t * t * width
+            + t * width * 2 * width + t * width * k + t * width * width
+        return t * Double(inputs) * width + Double(blocks) * block
+    }
+
+    /// Multiply-adds of one utterance through branch + shared layers.
+    static func representation(_ t: Int, modality: Modality, _ c: VAVLConfiguration) -> Double {
+        let frames = Double(t)
+        let inputs = modality == .audio ? c.audioDimension : c.videoDimension
+        let blocks = modality == .audio ? c.acousticBlocks : c.visualBlocks
+        return frames * Double(inputs) * Double(c.projectionDimension) * Double(c.projectionKernel)
+            + encoder(frames, inputs: c.projectionDimension, blocks: blocks, c)
+            + encoder(frames, inputs: c.dim, blocks: c.sharedBlocks, c)
+    }
+
+    static func head(inputs: Int, outputs: Int, _ c: VAVLConfiguration) -> Double {
+        Double(inputs * c.headHidden1 + c.headHidden1 * c.headHidden2 + c.headHidden2 * outputs)
+    }
+
+    /// FLOPs (2 per multiply-add) of one iteration on an all-paired batch.
+    public static func iteration(_ c: VAVLConfiguration, audioLengths: [Int], videoLengths: [Int]) -> Double {
+        let audio = audioLengths.map { representation($0, modality: .audio, c) }.reduce(0, +)
+        let video = videoLengths.map { representation($0, modality: .video, c) }.reduce(0, +)
+        let n = Double(audioLengths.count)
+        let recon = c.reconstructionWeight > 0
+        let headsA = n * (head(inputs: c.dim, outputs: c.outputDimension, c) + (recon ? head(inputs: c.dim, outputs: c.audioDimension, c) : 0))
+        let headsV = n * (head(inputs: c.dim, outputs: c.outputDimension, c) + (recon ? head(inputs: c.dim, outputs: c.videoDimension, c) : 0))
+        let headAV = n * head(inputs: 2 * c.dim, outputs: c.outputDimension, c)
+        let multiplyAdds = 3 * (audio + headsA) + 3 * (video + headsV) + (audio + video) + 3 * headAV
+        return 2 * multiplyAdds
+    }
+}

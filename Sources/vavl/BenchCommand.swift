@@ -1,0 +1,72 @@
+import ArgumentParser
+import BLAS
+import Foundation
+import MPI
+import VAVLCore
+import VAVLTraining
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time one full Algorithm-1 iteration on a synthetic all-paired batch (also under mpirun).",
+        discussion: """
+        Audio frames uniform in 100–200, video in 60–120 (fixed seed), categorical with 6 classes, dropout \
+        on. Prints the time per phase and per layer kind, GFLOP/s on the analytic count of useful FLOPs, \
+        the machine's sgemm rate, inference latency per head, peak RSS, and `median_s=<seconds>` last.
+        """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "Global batch size.") var batchSize = 32
+    @Option(help: "OpenBLAS threads per rank.") var threads: Int?
+    @Option(help: "Timed iterations.") var iterations = 5
+    @Option(help: "Untimed warm-up iterations.") var warmup = 1
+    @Flag(help: "Skip the sgemm reference and the inference latencies.") var stepOnly = false
+
+    func run() throws {
+        let world = Communicator.world
+        world.abortOnError {
+            var configuration = try modelOptions.resolve()
+            if modelOptions.model != "paper" {
+                configuration.audioDimension = 1024
+                configuration.videoDimension = 1408
+            }
+            configuration.outputDimension = 6
+            configuration.task = .categorical
+            if let threads { BLAS.threadCount = threads }
+            let benchmark = StepBenchmark(configuration: configuration, batchSize: batchSize, communicator: world)
+            let result = try benchmark.run(iterations: iterations, warmup: warmup, profile: true)
+            let sgemm = stepOnly ? 0 : StepBenchmark.sgemmGigaflops()
+            let latency = stepOnly || world.rank != 0 ? [] : benchmark.inferenceLatency()
+            var peak = [StepBenchmark.peakResidentMiB]
+            try world.allreduceMax(&peak)
+            guard world.rank == 0 else { return }
+            let model = VAVLModel(configuration)
+            print(String(format: "model: %d parameters, dim %d, %d heads, blocks %d+%d+%d; batch %d over %d rank(s) × %d OpenBLAS thread(s)",
+                         model.store.parameterCount, configuration.dim, configuration.heads, configuration.acousticBlocks,
+                         configuration.visualBlocks, configuration.sharedBlocks, batchSize, world.size, BLAS.threadCount))
+            print("per phase (seconds per iteration, rank 0):")
+            let sections = Dictionary(uniqueKeysWithValues: result.sections.map { ($0.0, $0.1) })
+            for phase in Profiler.Section.phases { print(String(format: "  %-30@ %8.4f", phase.rawValue as NSString, sections[phase] ?? 0)) }
+            print("per layer kind (seconds per iteration, rank 0; the rest is heads, losses, pooling, residuals):")
+            var accounted = 0.0
+            for kind in Profiler.Section.layerKinds {
+                accounted += sections[kind] ?? 0
+                print(String(format: "  %-30@ %8.4f  %5.1f %%", kind.rawValue as NSString, sections[kind] ?? 0,
+                             100 * (sections[kind] ?? 0) / result.median))
+            }
+            print(String(format: "  %-30@ %8.4f", "other" as NSString, max(0, result.median - accounted)))
+            let gflops = result.flops / result.median / 1e9
+            print(String(format: "useful work: %.1f GFLOP per iteration, %.1f GFLOP/s at the median", result.flops / 1e9, gflops))
+            if sgemm > 0 {
+                print(String(format: "machine sgemm (2048², %d thread(s)): %.1f GFLOP/s per rank; step reaches %.0f %% of %d × that",
+                             BLAS.threadCount, sgemm, 100 * gflops / (sgemm * Double(world.size)), world.size))
+            }
+            print(String(format: "allreduce: %.4f s per iteration (%.1f %% of the step)", result.allreduceSeconds,
+                         100 * result.allreduceSeconds / result.median))
+            for (head, seconds) in latency { print(String(format: "inference latency %@: %.2f ms per utterance", head as NSString, seconds * 1000)) }
+            print(String(format: "peak RSS per rank: %.0f MiB", peak[0]))
+            print(String(format: "min_s=%.4f", result.minimum))
+            print(String(format: "median_s=%.4f", result.median))
+        }
+    }
+}
