@@ -29,6 +29,8 @@ public final class MPICollectives: Collectives {
     public func sum(_ values: UnsafeMutableBufferPointer<Double>) {
         callCount += 1
         if communicator.size == 1 { return }
+        let operation = CurrentOperation.swap("MPI_Allreduce(sum) of \(values.count) Double statistics (collective #\(callCount))")  // Watchdog
+        defer { CurrentOperation.set(operation) }
         communicator.abortOnError("summing \(values.count) statistics (collective #\(callCount))") {
             try communicator.allreduceSum(values)
         }
@@ -37,6 +39,8 @@ public final class MPICollectives: Collectives {
     public func reduceGradients(_ range: Range<Int>, of store: ParameterStore) {
         callCount += 1
         if communicator.size == 1 || range.isEmpty { return }
+        let operation = CurrentOperation.swap("MPI_Iallreduce/MPI_Wait of gradients \(range) (collective #\(callCount))")  // Watchdog
+        defer { CurrentOperation.set(operation) }
         let start = DispatchTimeCounter.now()
         communicator.abortOnError("reducing gradients \(range) (collective #\(callCount))") {
             var pending: [PendingReduction] = []
