@@ -33,6 +33,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Epoch checkpoints to keep besides best and last.") var keep = 3
     @Option(help: "Floats per gradient allreduce bucket.") var bucketSize = 4 << 20
     @Option(help: "OpenBLAS threads per rank (default: cores ÷ ranks on this host).") var threads: Int?
+    @Option(help: "Abort the job when a step takes this many times the recent median step (0 = no stall watchdog).") var stallFactor = 10.0
+    @Option(help: "The stall watchdog never fires before this many seconds (0 = no floor).") var stallMinimumSeconds = 60.0
     @Flag(help: "Skip the per-epoch development evaluation.") var noEvaluation = false
     @Option(help: "Without a terminal, print a progress line every N batches.") var logEvery = 50
     @Flag(help: "Print plain progress lines even on a terminal.") var plain = false
@@ -102,6 +104,11 @@ struct TrainCommand: ParsableCommand {
         options.bucketSize = bucketSize
         options.evaluateEachEpoch = !noEvaluation
         options.quiet = quiet
+        guard stallFactor == 0 || stallFactor > 1, stallMinimumSeconds >= 0 else {
+            throw ValidationError("--stall-factor must be 0 (off) or above 1, --stall-minimum-seconds at least 0")
+        }
+        options.stallFactor = stallFactor
+        options.stallMinimumSeconds = stallMinimumSeconds
         options.liveProgress = isatty(fileno(stdout)) != 0 && !plain
         options.logEvery = logEvery
         try OutputFolder.prepare(out, rank: world.rank)

@@ -36,6 +36,7 @@ public enum Checkpoint {
             try HDF5Lock.withLock {
                 try writeFile(temporary, model: model, optimizer: optimizer, normalization: normalization, state: state)
             }
+            CheckpointFaultInjection.crashIfReplacing(path, temporary: temporary)  // fault tests only (VAVL_TEST_CRASH_DURING_CHECKPOINT=1)
             guard rename(temporary, path) == 0 else {
                 throw HDF5Error(file: path, object: "", problem: "cannot rename \(temporary) into place: \(String(cString: strerror(errno)))")
             }

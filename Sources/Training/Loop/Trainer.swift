@@ -137,8 +137,13 @@ public final class Trainer {
         schedule(state.epoch, state.samplerPosition)
         var epochTimer = DispatchTimeCounter.now()
         var epochLosses = LossAccumulator()
+        // Stall detection (Sources/Distributed/Watchdog.swift): times every step, never calls MPI.
+        let watchdog = Watchdog.start(rank: rank, size: communicator.size,
+                                      settings: .init(factor: options.stallFactor, minimumSeconds: options.stallMinimumSeconds))
+        defer { watchdog?.stop() }
         while state.epoch < configuration.epochs && state.iteration < maximum {
             let step = state.samplerPosition
+            watchdog?.beginStep("step \(step + 1)/\(perEpoch) of epoch \(state.epoch) (iteration \(state.iteration))", afterPause: step == 0)
             let globalBatch = planner.batch(epoch: state.epoch, step: step)
             let batch = communicator.abortOnError("reading batch \(step) of epoch \(state.epoch)") { try prefetcher.take() }
             // Start reading the next batch before computing this one.
@@ -146,10 +151,12 @@ public final class Trainer {
             if state.iteration + 1 < maximum { schedule(next.0, next.1) }
             if !options.synchronizedBatchNorm && communicator.size > 1 {
                 // DDP's broadcast_buffers: everyone starts the iteration with rank 0's running statistics.
+                CurrentOperation.set("iteration \(state.iteration): MPI_Bcast of rank 0's BatchNorm buffers")  // Watchdog
                 communicator.abortOnError("broadcasting BatchNorm buffers") {
                     try communicator.broadcast(UnsafeMutableBufferPointer(start: model.store.bufferValues, count: model.store.bufferCount))
                 }
             }
+            CurrentOperation.set("iteration \(state.iteration): computing Algorithm 1")  // Watchdog; collectives relabel
             let started = DispatchTimeCounter.now()
             let losses = communicator.abortOnError("iteration \(state.iteration)") {
                 try algorithm.iterate(batch, counts: globalBatch.counts, iteration: state.iteration)
@@ -160,6 +167,7 @@ public final class Trainer {
             state.samplerPosition += 1
             log.iteration(state: state, perEpoch: perEpoch, losses: losses, seconds: seconds, batch: globalBatch,
                           every: options.logEvery, live: options.liveProgress)
+            watchdog?.endStep()
             if state.samplerPosition == perEpoch {
                 let epochSeconds = DispatchTimeCounter.seconds(since: epochTimer)
                 endEpoch(losses: epochLosses, seconds: epochSeconds)

@@ -28,6 +28,10 @@ public struct TrainingOptions: Sendable {
     public var partitionFile: String?
     /// Print nothing but errors (tests).
     public var quiet = false
+    /// Stall watchdog (VAVLDistributed.Watchdog): abort the job when a step runs past
+    /// max(stallMinimumSeconds, stallFactor × the recent median step); factor 0 disables it.
+    public var stallFactor = 10.0
+    public var stallMinimumSeconds = 60.0
 
     public init(corpusPath: String, outputDirectory: String) {
         self.corpusPath = corpusPath
