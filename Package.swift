@@ -9,6 +9,13 @@ let optimized: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
 ]
 
+/// The numeric core is optimised in debug builds too: its SIMD kernels are 50× slower
+/// unoptimised, which would make the test suite crawl. (Debug the core in a release build.)
+let alwaysOptimized: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+    .unsafeFlags(["-O"], .when(configuration: .debug)),
+]
+
 let package = Package(
     name: "vavl",
     platforms: [.macOS(.v13)],
@@ -38,7 +45,7 @@ let package = Package(
 
         // MARK: - Numeric core: tensor kernels, layers, the VAVL model, losses, optimizer
         .target(name: "VAVLCore", dependencies: ["BLAS"], path: "Sources/Core",
-                swiftSettings: optimized),
+                swiftSettings: alwaysOptimized),
 
         // MARK: - Data: the HDF5 corpus format, import, synthetic corpora, statistics
         .target(name: "VAVLData", dependencies: ["HDF5"], path: "Sources/Data",

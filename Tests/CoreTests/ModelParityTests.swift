@@ -55,13 +55,13 @@ final class ModelParityTests: XCTestCase {
                 let path = "iteration_\(iteration)"
                 // Adam divides by √v: an element whose gradient is at rounding level moves by a
                 // noise-driven fraction of an lr step on either side, so parameters get an
-                // allowance of 2 % of lr per iteration; mhsa.key.bias (true gradient exactly 0,
+                // allowance of 5 % of lr per iteration; mhsa.key.bias (true gradient exactly 0,
                 // all noise) gets whole steps and its moments are not compared.
                 let lr = config.learningRate * Float(iteration)
                 let keyBias = isKeyBias(parameter.name)
                 comparison.compare(parameter.name, store.valuesArray(parameter),
                                    try fixture.floats("\(path)/params/\(parameter.name)"),
-                                   absolute: keyBias ? 2 * lr : 0.02 * lr)
+                                   absolute: keyBias ? 2 * lr : 0.05 * lr)
                 if !keyBias {
                     comparison.compare("adam_m \(parameter.name)",
                                        Array(UnsafeBufferPointer(start: trainer.optimizer.firstMoment + parameter.offset, count: parameter.count)),

@@ -1,6 +1,7 @@
 /// Inverted dropout with a counter-based mask: element (frame t, channel c) of utterance b
-/// is kept when a hash of (seed, iteration, phase, utterance key, layer, t, c) lands at or
-/// above p, and then scaled by 1/(1 − p). The mask is recomputed, not stored, so forward
+/// is kept when 24 bits of a hash of (seed, iteration, phase, utterance key, layer, t, c)
+/// land at or above p·2²⁴, and then scaled by 1/(1 − p). One 64-bit hash serves a pair of
+/// neighbouring channels. The mask is recomputed, not stored, so forward
 /// and backward are the same in-place multiplication. Identity in evaluation mode or p = 0.
 public struct Dropout {
     public let probability: Float
@@ -25,42 +26,60 @@ public struct Dropout {
         return mix64(key ^ context.utteranceKey(utterance))
     }
 
-    /// Whether element (t, c) under `stream` is kept.
-    @inline(__always) static func keeps(_ stream: UInt64, frame: Int, channel: Int, threshold: UInt64) -> Bool {
-        let element = (UInt64(truncatingIfNeeded: frame) << 32) ^ UInt64(truncatingIfNeeded: channel)
-        return (mix64(stream ^ mix64(element)) >> 40) >= threshold
+    /// 64 random bits for elements (t, 2p) and (t, 2p + 1) under `stream`: SplitMix64's
+    /// output at counter (t, p). The low 24 bits decide the even element, bits 32–55 the odd.
+    @inline(__always) static func pairBits(_ stream: UInt64, frame: Int, pair: Int) -> UInt64 {
+        let counter = (UInt64(truncatingIfNeeded: frame) << 32) | UInt64(truncatingIfNeeded: pair)
+        return mix64(stream &+ counter &* 0x9E37_79B9_7F4A_7C15)
     }
+
+    /// Whether element (t, c) under `stream` is kept (the reference for the loops below).
+    @inline(__always) static func keeps(_ stream: UInt64, frame: Int, channel: Int, threshold: UInt64) -> Bool {
+        let bits = pairBits(stream, frame: frame, pair: channel >> 1)
+        return ((channel & 1 == 0 ? bits : bits >> 32) & 0xFF_FFFF) >= threshold
+    }
+
+    /// Multiplies `count` consecutive elements (channels 0..<count of one frame) in place.
+    @inline(__always) static func applyRow(_ row: UnsafeMutablePointer<Float>, count: Int, stream: UInt64, frame: Int,
+                                           threshold: UInt64, scale: Float) {
+        var channel = 0
+        while channel + 1 < count {
+            let bits = pairBits(stream, frame: frame, pair: channel >> 1)
+            row[channel] = (bits & 0xFF_FFFF) >= threshold ? row[channel] * scale : 0
+            row[channel + 1] = ((bits >> 32) & 0xFF_FFFF) >= threshold ? row[channel + 1] * scale : 0
+            channel += 2
+        }
+        if channel < count {
+            row[channel] = keeps(stream, frame: frame, channel: channel, threshold: threshold) ? row[channel] * scale : 0
+        }
+    }
+
+    /// p as a 24-bit threshold: an element is dropped when its 24 random bits fall below it.
+    @inline(__always) var threshold: UInt64 { UInt64((Double(probability) * 0x1p24).rounded(.up)) }
 
     /// Multiplies the (N, C) matrix in place by mask / (1 − p); rows are frames of `segments`.
     public func apply(_ data: UnsafeMutablePointer<Float>, columns: Int, segments: Segments, _ context: RunContext) {
         guard isActive(context) else { return }
-        let threshold = UInt64((Double(probability) * 0x1p24).rounded(.up))
-        let scale = 1 / (1 - probability)
+        let threshold = self.threshold, scale = 1 / (1 - probability)
         for utterance in 0..<segments.count {
             let stream = streamKey(context, utterance: utterance)
             let start = segments.start(utterance)
             for frame in 0..<segments.length(utterance) {
-                let row = data + (start + frame) * columns
-                for channel in 0..<columns {
-                    row[channel] = Self.keeps(stream, frame: frame, channel: channel, threshold: threshold)
-                        ? row[channel] * scale : 0
-                }
+                Self.applyRow(data + (start + frame) * columns, count: columns, stream: stream, frame: frame,
+                              threshold: threshold, scale: scale)
             }
         }
     }
 
     /// Multiplies one utterance's T×T attention matrix of head h in place; element (i, j)
-    /// is keyed as frame i, channel h·T + j.
+    /// is keyed as frame i, channel j of a stream derived from the utterance's and h.
     func applyAttention(_ data: UnsafeMutablePointer<Float>, length: Int, head: Int, utterance: Int, _ context: RunContext) {
         guard isActive(context) else { return }
-        let threshold = UInt64((Double(probability) * 0x1p24).rounded(.up))
-        let scale = 1 / (1 - probability)
+        let threshold = self.threshold, scale = 1 / (1 - probability)
         let stream = streamKey(context, utterance: utterance)
         for i in 0..<length {
-            let row = data + i * length
-            for j in 0..<length {
-                row[j] = Self.keeps(stream, frame: i, channel: head * length + j, threshold: threshold) ? row[j] * scale : 0
-            }
+            Self.applyRow(data + i * length, count: length, stream: stream ^ mix64(UInt64(head) &+ 0xA77E),
+                          frame: i, threshold: threshold, scale: scale)
         }
     }
 }

@@ -168,19 +168,7 @@ public final class RelativePositionAttention {
     /// y = softmax(scale · x) per row.
     @inline(__always)
     private func softmaxRows(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, columns: Int, scale: Float) {
-        for row in 0..<rows {
-            let xRow = x + row * columns, yRow = y + row * columns
-            var maximum = -Float.infinity
-            for j in 0..<columns { maximum = max(maximum, xRow[j]) }
-            var sum: Float = 0
-            for j in 0..<columns {
-                let e = expf((xRow[j] - maximum) * scale)
-                yRow[j] = e
-                sum += e
-            }
-            let inverse = 1 / sum
-            for j in 0..<columns { yRow[j] *= inverse }
-        }
+        for row in 0..<rows { Elementwise.softmax(y + row * columns, x + row * columns, count: columns, scale: scale) }
     }
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
