@@ -4,7 +4,9 @@
 /// Swish(x) = x · σ(x).
 public final class Swish {
     public let output = Matrix()
-    public let inputGradient = Matrix()
+    /// Shared by every instance (one backward at a time); read it before the next backward.
+    private static let sharedInputGradient = Matrix()
+    public var inputGradient: Matrix { Self.sharedInputGradient }
     private var input: Matrix?
 
     public init() {}
@@ -50,7 +52,9 @@ public final class ReLU {
 /// GLU over channels: (N, 2C) → (N, C), `a · σ(b)` with `a` the first C channels.
 public final class GLU {
     public let output = Matrix()
-    public let inputGradient = Matrix()
+    /// Shared by every instance (one backward at a time); read it before the next backward.
+    private static let sharedInputGradient = Matrix()
+    public var inputGradient: Matrix { Self.sharedInputGradient }
     private var input: Matrix?
 
     public init() {}

@@ -14,7 +14,9 @@ public final class BatchNorm {
     public let runningVariance: Buffer  // (C)
     public let batchesTracked: Counter
     public let output = Matrix()
-    public let inputGradient = Matrix()
+    /// Shared by every instance (one backward at a time); read it before the next backward.
+    private static let sharedInputGradient = Matrix()
+    public var inputGradient: Matrix { Self.sharedInputGradient }
     private var input: Matrix?
     private var savedMode: Mode = .training
     private var mean: [Float]          // (C) statistics used by the last forward

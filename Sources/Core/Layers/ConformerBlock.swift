@@ -28,8 +28,9 @@ public final class ConformerBlock {
     public let norm: LayerNorm
     private let afterFeedForward1 = Matrix(), afterAttention = Matrix(), afterConvolution = Matrix()
     private let beforeNorm = Matrix()
-    private let gradient = Matrix()  // running gradient of the residual stream
-    private let halfGradient = Matrix()
+    /// The running gradient of the residual stream and its half, shared by every block
+    /// (backward passes run one block at a time).
+    private static let shared = (gradient: Matrix(), halfGradient: Matrix())
     public let inputGradient = Matrix()
 
     public init(_ registry: ParameterRegistry, _ name: String, _ config: ConformerConfiguration) {
@@ -66,6 +67,7 @@ public final class ConformerBlock {
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let count = dy.count
+        let (gradient, halfGradient) = Self.shared
         Profiler.measure(.normalization) { gradient.copy(from: norm.backward(dy, context.store)) }
         // The feed-forward modules enter the residual stream scaled by ½, so they see ½ of its gradient.
         halfGradient.resize(rows: dy.rows, columns: dy.columns)

@@ -13,7 +13,8 @@ public final class ConvolutionModule {
     public let output = Matrix()
     private var segments = Segments(offsets: [0])
     private let expanded = Matrix()  // (N, 2C)
-    private let dOutput = Matrix(), dActivated = Matrix(), dExpanded = Matrix(), dNormalized = Matrix()
+    /// Backward-only buffers shared by every instance (backward passes run one at a time).
+    private static let shared = (dOutput: Matrix(), dActivated: Matrix(), dNormalized: Matrix())
 
     public init(_ registry: ParameterRegistry, _ name: String, channels: Int, kernelSize: Int, dropout: Float,
                 epsilon: Float = 1e-5, batchNormEpsilon: Float = 1e-5, batchNormMomentum: Float = 0.1) {
@@ -47,6 +48,7 @@ public final class ConvolutionModule {
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let store = context.store, n = dy.rows, c = dy.columns
+        let (dOutput, dActivated, dNormalized) = Self.shared
         dOutput.copy(from: dy)
         dropout.apply(dOutput.data, columns: c, segments: segments, context)
         dActivated.resize(rows: n, columns: c)

@@ -5,7 +5,9 @@ public final class DepthwiseConvolution {
     public let kernelSize: Int
     public let weight: Parameter  // (C, 1, K)
     public let output = Matrix()
-    public let inputGradient = Matrix()
+    /// Shared by every instance (one backward at a time); read it before the next backward.
+    private static let sharedInputGradient = Matrix()
+    public var inputGradient: Matrix { Self.sharedInputGradient }
     private var input: Matrix?
     private var segments = Segments(offsets: [0])
     private var tapMajorWeight: [Float]    // (K, C) so the inner loop runs over contiguous channels

@@ -7,11 +7,15 @@ public final class FeedForward {
     public let hiddenDropout: Dropout
     public let outputDropout: Dropout
     public let output = Matrix()
-    public let inputGradient = Matrix()
     private var segments = Segments(offsets: [0])
-    private let preActivation = Matrix()  // (N, E·C) linear1 output
-    private let hidden = Matrix()         // (N, E·C) after Swish and dropout
-    private let dHidden = Matrix(), dPreActivation = Matrix(), dOutput = Matrix(), dNormalized = Matrix()
+    private let preActivation = Matrix()  // (N, E·C) linear1 output, the only wide activation kept
+
+    /// Buffers every instance shares: the (N, E·C) hidden activation, rebuilt from
+    /// `preActivation` in the backward instead of being kept per module, and the backward's
+    /// gradients. Backward passes run one module at a time, so one set serves all.
+    private static let shared = (hidden: Matrix(), dHidden: Matrix(), dPreActivation: Matrix(), dOutput: Matrix(),
+                                 dNormalized: Matrix(), inputGradient: Matrix())
+    public var inputGradient: Matrix { Self.shared.inputGradient }
 
     public init(_ registry: ParameterRegistry, _ name: String, channels: Int, expansion: Int, dropout: Float,
                 epsilon: Float = 1e-5) {
@@ -30,17 +34,26 @@ public final class FeedForward {
         let normalized = norm.forward(x, store)
         preActivation.resize(rows: n, columns: linear1.outputs)
         linear1.forward(preActivation.data, normalized.data, rows: n, store)
-        hidden.resize(rows: n, columns: linear1.outputs)
-        Elementwise.swishForward(hidden.data, preActivation.data, count: hidden.count)
-        hiddenDropout.apply(hidden.data, columns: hidden.columns, segments: segments, context)
+        let hidden = activate(context)
         output.resize(rows: n, columns: linear2.outputs)
         linear2.forward(output.data, hidden.data, rows: n, store)
         outputDropout.apply(output.data, columns: output.columns, segments: segments, context)
         return output
     }
 
+    /// hidden = dropout(Swish(preActivation)) into the shared buffer.
+    private func activate(_ context: RunContext) -> Matrix {
+        let hidden = Self.shared.hidden
+        hidden.resize(rows: preActivation.rows, columns: preActivation.columns)
+        Elementwise.swishForward(hidden.data, preActivation.data, count: hidden.count)
+        hiddenDropout.apply(hidden.data, columns: hidden.columns, segments: segments, context)
+        return hidden
+    }
+
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let store = context.store, n = dy.rows
+        let (_, dHidden, dPreActivation, dOutput, dNormalized, inputGradient) = Self.shared
+        let hidden = activate(context)
         dOutput.copy(from: dy)
         outputDropout.apply(dOutput.data, columns: dOutput.columns, segments: segments, context)
         dHidden.resize(rows: n, columns: linear1.outputs)

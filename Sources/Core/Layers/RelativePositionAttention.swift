@@ -26,7 +26,7 @@ public final class RelativePositionAttention {
     let encoding: PositionalEncoding
 
     public let output = Matrix()
-    public let inputGradient = Matrix()
+    public var inputGradient: Matrix { Self.shared.inputGradient }
     private var segments = Segments(offsets: [0])
     // Saved activations, (N, C) unless noted.
     private let q = Matrix(), k = Matrix(), v = Matrix()
@@ -35,13 +35,13 @@ public final class RelativePositionAttention {
     private let context = Matrix()
     private var probabilities: [Float] = []    // Σ_b H T_b², softmax output per utterance and head
     private var probabilityOffsets: [Int] = []  // (B + 1) start of utterance b's H T_b² block
-    // Scratch.
-    private var scores: [Float] = []   // (T, T)
-    private var positionScores: [Float] = []  // (T, T)
-    private var gradientScratch: [Float] = []  // (T, T)
-    private let dOutput = Matrix(), dQu = Matrix(), dQv = Matrix(), dK = Matrix(), dV = Matrix(), dContext = Matrix()
-    private let dPositions = Matrix()  // (T_max, C)
-    private let dNormalized = Matrix()
+    // Scratch (T, T), shared by every instance: layers run one at a time.
+    nonisolated(unsafe) private static var scores: [Float] = []
+    nonisolated(unsafe) private static var positionScores: [Float] = []
+    nonisolated(unsafe) private static var gradientScratch: [Float] = []
+    /// Backward-only buffers shared by every instance; dPositions is (T_max, C), the rest (N, C).
+    private static let shared = (dOutput: Matrix(), dQu: Matrix(), dQv: Matrix(), dK: Matrix(), dV: Matrix(),
+                                 dContext: Matrix(), dPositions: Matrix(), dNormalized: Matrix(), inputGradient: Matrix())
 
     public init(_ registry: ParameterRegistry, _ name: String, channels: Int, heads: Int,
                 attentionDropout: Float, outputDropout: Float, epsilon: Float = 1e-5) {
@@ -121,17 +121,13 @@ public final class RelativePositionAttention {
         probabilityOffsets = [0]
         for b in 0..<segments.count { probabilityOffsets.append(probabilityOffsets[b] + heads * segments.length(b) * segments.length(b)) }
         if probabilities.count < probabilityOffsets.last! { probabilities = [Float](repeating: 0, count: probabilityOffsets.last!) }
-        if scores.count < longest * longest {
-            scores = [Float](repeating: 0, count: longest * longest)
-            positionScores = scores
-            gradientScratch = scores
-        }
+        Self.reserveScratch(longest)
         self.context.resize(rows: n, columns: c)
         let scale = 1 / Float(c).squareRoot()
         probabilities.withUnsafeMutableBufferPointer { allProbabilities in
-            scores.withUnsafeMutableBufferPointer { scoreBuffer in
-                positionScores.withUnsafeMutableBufferPointer { positionBuffer in
-                    gradientScratch.withUnsafeMutableBufferPointer { dropped in
+            Self.scores.withUnsafeMutableBufferPointer { scoreBuffer in
+                Self.positionScores.withUnsafeMutableBufferPointer { positionBuffer in
+                    Self.gradientScratch.withUnsafeMutableBufferPointer { dropped in
                         let sc = scoreBuffer.baseAddress!, ps = positionBuffer.baseAddress!, dr = dropped.baseAddress!
                         for b in 0..<segments.count {
                             let start = segments.start(b), t = segments.length(b)
@@ -171,9 +167,19 @@ public final class RelativePositionAttention {
         for row in 0..<rows { Elementwise.softmax(y + row * columns, x + row * columns, count: columns, scale: scale) }
     }
 
+    private static func reserveScratch(_ longest: Int) {
+        if scores.count < longest * longest {
+            scores = [Float](repeating: 0, count: longest * longest)
+            positionScores = scores
+            gradientScratch = scores
+        }
+    }
+
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let store = context.store, n = dy.rows, c = channels, d = headDimension
         let segments = self.segments
+        let (dOutput, dQu, dQv, dK, dV, dContext, dPositions, dNormalized, inputGradient) = Self.shared
+        Self.reserveScratch(segments.maximumLength)
         // Through the output dropout (same mask), then out.
         dOutput.copy(from: dy)
         outputDropout.apply(dOutput.data, columns: c, segments: segments, context)
@@ -189,9 +195,9 @@ public final class RelativePositionAttention {
         let scale = 1 / Float(c).squareRoot()
         let dropoutActive = attentionDropout.isActive(context)
         probabilities.withUnsafeMutableBufferPointer { allProbabilities in
-            scores.withUnsafeMutableBufferPointer { scoreBuffer in
-                positionScores.withUnsafeMutableBufferPointer { positionBuffer in
-                    gradientScratch.withUnsafeMutableBufferPointer { droppedBuffer in
+            Self.scores.withUnsafeMutableBufferPointer { scoreBuffer in
+                Self.positionScores.withUnsafeMutableBufferPointer { positionBuffer in
+                    Self.gradientScratch.withUnsafeMutableBufferPointer { droppedBuffer in
                         let dA = scoreBuffer.baseAddress!, dS = positionBuffer.baseAddress!, dropped = droppedBuffer.baseAddress!
                         for b in 0..<segments.count {
                             let start = segments.start(b), t = segments.length(b)
