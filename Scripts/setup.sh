@@ -3,7 +3,7 @@
 # when something is missing, and `apt-get update` only then.
 set -euo pipefail
 
-packages=(libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev pkg-config)
+packages=(libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev pkg-config iproute2)  # iproute2: Cluster/simulate-hosts.sh
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -51,4 +51,17 @@ timeout 600 "${mpirun_cmd[@]}" -np 2 "$bin/vavl-mpi-tests" equivalence --batchno
 echo "== fault: a corrupt utterance read by rank 1 only brings the job down, naming it"
 expect_job_failure "corrupt utterance" "audio feature nan" "${mpirun_cmd[@]}" -np 2 "$bin/vavl-mpi-tests" corrupt
 
+# ==== M8: clusters and faults (Cluster/README.md; the tests are in Cluster/fault-tests.sh) ====
+echo "== M8: simulated hosts, stall watchdog, killed rank, crash while checkpointing, resume, output folder"
+source Cluster/fault-tests.sh
+m8_prepare "$bin"          # a small corpus and the uninterrupted one-host two-rank reference run
+m8_test_simulated_hosts    # two hosts as network namespaces, TCP only: the reference's parameters (SKIPPED without namespaces)
+m8_test_stall              # a rank sleeping in a step; a rank frozen by SIGSTOP: the watchdog ends the job (exit 75)
+m8_test_killed_rank        # kill -9 of rank 1 mid-epoch: down within 30 s; --resume: the reference's parameters
+m8_test_checkpoint_crash   # rank 0 dies half-way through a checkpoint: the previous loads; --resume: the reference's
+m8_test_output_folder      # /proc/forbidden, a read-only and a full file system: a clear error before training
+m8_cleanup
+[ ${#m8_skipped[@]} -eq 0 ] || echo "== M8: SKIPPED, not passed: ${m8_skipped[*]}"
+# ==== end M8 ====
+
 echo "== all tests passed"

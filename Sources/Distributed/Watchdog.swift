@@ -65,7 +65,10 @@ public enum CurrentOperation {
 /// median yet) may take `factor × minimumSeconds` (unwatched if that is 0), and the first step
 /// of every epoch `factor × limit`, because the other ranks wait in it for rank 0's checkpoint
 /// writes, whose duration depends on the file system, not on the step.
-/// Development evaluation and checkpoint writing between epochs are not timed.
+///
+/// The work between epochs (development evaluation, checkpoint writes, the final barrier) is
+/// timed the same way against its own history: the median of the earlier epoch ends, and
+/// `factor × minimumSeconds` for the first.
 public final class Watchdog: @unchecked Sendable {
     /// The process exit status of a detected stall (EX_TEMPFAIL: worth a retry, e.g. a requeue).
     public static let exitCode: Int32 = 75
@@ -104,6 +107,12 @@ public final class Watchdog: @unchecked Sendable {
         }
     }
 
+    /// What is timed: a training step, or the work between epochs.
+    public enum Activity: String, Sendable {
+        case step
+        case epochEnd = "end of epoch"
+    }
+
     public let rank: Int
     public let size: Int
     public let settings: Settings
@@ -112,7 +121,8 @@ public final class Watchdog: @unchecked Sendable {
     private var stepStart: UInt64?
     private var stepDescription = ""
     private var stepAfterPause = false
-    private var durations: [Double] = []
+    private var activity = Activity.step
+    private var durations: [Activity: [Double]] = [:]
     private var stopped = false
     private var thread: Thread?
 
@@ -151,38 +161,53 @@ public final class Watchdog: @unchecked Sendable {
 
     /// A step begins now. `description` names it in the message ("step 7/14 of epoch 2").
     public func beginStep(_ description: String, afterPause: Bool = false) {
+        begin(.step, description, label: description + ": reading the batch", afterPause: afterPause)
+    }
+
+    /// The work between epochs begins now (evaluation, checkpoints; the final barrier).
+    public func beginEpochEnd(_ description: String) {
+        begin(.epochEnd, description, label: description, afterPause: false)
+    }
+
+    private func begin(_ activity: Activity, _ description: String, label: String, afterPause: Bool) {
         let now = DispatchTimeCounter.now()
-        CurrentOperation.set(description + ": reading the batch")
+        CurrentOperation.set(label)
         lock.lock()
         stepStart = now
         stepDescription = description
         stepAfterPause = afterPause
+        self.activity = activity
         lock.unlock()
     }
 
-    /// The step that began last has ended; its duration joins the median (the first step of
-    /// an epoch excepted: it includes waiting for rank 0's checkpoint writes).
-    public func endStep() {
+    /// What began last has ended; its duration joins its median (the first step of an epoch
+    /// excepted: it includes waiting for rank 0's checkpoint writes).
+    public func end() {
         let now = DispatchTimeCounter.now()
         lock.lock()
         if let start = stepStart, !stepAfterPause {
-            durations.append(Double(now - start) / 1e9)
-            if durations.count > settings.window { durations.removeFirst(durations.count - settings.window) }
+            durations[activity, default: []].append(Double(now - start) / 1e9)
+            if durations[activity]!.count > settings.window { durations[activity]!.removeFirst() }
         }
         stepStart = nil
         lock.unlock()
         CurrentOperation.set("between steps")
     }
 
+    /// The step that began last has ended.
+    public func endStep() { end() }
+
     /// The median of the recent step durations, or nil during warm-up.
     public var median: Double? {
         lock.lock()
         defer { lock.unlock() }
-        return medianLocked()
+        return medianLocked(.step)
     }
 
-    private func medianLocked() -> Double? {
-        guard durations.count >= max(settings.warmup, 1) else { return nil }
+    /// Steps need `warmup` samples; epoch ends are few, one is enough.
+    private func medianLocked(_ activity: Activity) -> Double? {
+        let durations = self.durations[activity] ?? []
+        guard durations.count >= (activity == .step ? max(settings.warmup, 1) : 1) else { return nil }
         let sorted = durations.sorted()
         let middle = sorted.count / 2
         return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
@@ -204,25 +229,27 @@ public final class Watchdog: @unchecked Sendable {
                 continue
             }
             let elapsed = Double(DispatchTimeCounter.now() - start) / 1e9
-            let median = medianLocked()
+            let activity = self.activity
+            let median = medianLocked(activity)
             let limit = settings.limit(median: median, afterPause: stepAfterPause)
             let description = stepDescription
             let afterPause = stepAfterPause
             lock.unlock()
             if let limit, elapsed > limit {
-                fail(description: description, elapsed: elapsed, limit: limit, median: median, afterPause: afterPause)
+                fail(activity, description: description, elapsed: elapsed, limit: limit, median: median, afterPause: afterPause)
             }
         }
     }
 
     /// Prints the diagnosis and ends the process. No MPI, no locks that the stalled main
     /// thread may hold (stdout is flushed only if it is free).
-    private func fail(description: String, elapsed: Double, limit: Double, median: Double?, afterPause: Bool) -> Never {
+    private func fail(_ activity: Activity, description: String, elapsed: Double, limit: Double, median: Double?,
+                      afterPause: Bool) -> Never {
         let seconds = { (value: Double) in String(format: "%.1f s", value) }
         let basis: String
         if let median {
-            basis = String(format: "max(--stall-minimum-seconds %g, --stall-factor %g × the median step %.3f s)",
-                           settings.minimumSeconds, settings.factor, median)
+            basis = String(format: "max(--stall-minimum-seconds %g, --stall-factor %g × the median %@ %.3f s)",
+                           settings.minimumSeconds, settings.factor, activity.rawValue, median)
                 + (afterPause ? String(format: " × %g for the first step of an epoch", settings.factor) : "")
         } else {
             basis = String(format: "--stall-factor %g × --stall-minimum-seconds %g before the median is known",

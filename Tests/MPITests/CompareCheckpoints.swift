@@ -80,8 +80,8 @@ func runCompareCheckpoints(arguments: [String]) -> Never {
     for kind in ["parameter", "buffer", "adam m", "adam v"] {
         let ofKind = rows.filter { $0.kind == kind }
         guard let worst = ofKind.max(by: { $0.relative < $1.relative }) else { continue }
-        print(String(format: "%-9@ %4d tensors: largest absolute difference %.3e, largest relative %.3e (%@)",
-                     kind, ofKind.count, ofKind.map(\.absolute).max() ?? 0, worst.relative, worst.name))
+        print(kind.padding(toLength: 9, withPad: " ", startingAt: 0)
+              + String(format: " %4d tensors: largest absolute difference %.3e, largest relative %.3e (%@)", ofKind.count, ofKind.map(\.absolute).max() ?? 0, worst.relative, worst.name))
     }
     let over = rows.filter { !($0.relative <= tolerance) }
     for row in over.sorted(by: { $0.relative > $1.relative }).prefix(5) {

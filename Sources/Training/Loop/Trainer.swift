@@ -170,12 +170,15 @@ public final class Trainer {
             watchdog?.endStep()
             if state.samplerPosition == perEpoch {
                 let epochSeconds = DispatchTimeCounter.seconds(since: epochTimer)
+                watchdog?.beginEpochEnd("the end of epoch \(state.epoch) (development evaluation, checkpoints)")
                 endEpoch(losses: epochLosses, seconds: epochSeconds)
+                watchdog?.end()
                 epochLosses = LossAccumulator()
                 epochTimer = DispatchTimeCounter.now()
             }
         }
         if prefetcher.isPending { _ = try? prefetcher.take() }
+        watchdog?.beginEpochEnd("the end of training (last checkpoint, final barrier)")
         finish()
         return state
     }
