@@ -23,7 +23,8 @@ m8_prepare() {
   m8_work=$(mktemp -d "${TMPDIR:-/tmp}/vavl-m8.XXXXXX")
   trap m8_cleanup EXIT
   m8_corpus="$m8_work/corpus.h5"
-  "$m8_bin/vavl" corpus synth --preset crema-d --output "$m8_corpus" --dims 24,20 --utterances 120 --seed 3 >/dev/null
+  m8_run "corpus" 60 "$m8_bin/vavl" corpus synth --preset crema-d --output "$m8_corpus" --dims 24,20 --utterances 120 --seed 3 \
+    || m8_fail "corpus" "vavl corpus synth failed" "$m8_log"
   # Two epochs of 11 global batches of 8; dropout on, synchronised BatchNorm (the defaults).
   m8_train=(train --corpus "$m8_corpus" --model tiny --epochs 2 --batch-size 8 --seed 5 --plain --log-every 1)
   m8_timer
@@ -165,6 +166,14 @@ m8_test_simulated_hosts() {
   [ "$m8_status" -eq 0 ] || m8_fail "$name" "the two-host run failed (exit $m8_status)" "$m8_log"
   same=$(m8_same "$name" "$m8_reference" "$m8_work/hosts/checkpoint-last.h5")
   echo "ok  $name ($(m8_elapsed)s): $(grep -m1 '^simulate-hosts:' "$m8_log" | cut -d: -f2- | sed 's/^ //'); vs one host: $same"
+  # Across hosts mpirun tears the job down through the other host's daemon.
+  name="stalled rank on two simulated hosts"
+  m8_timer
+  m8_run "$name" 30 "$m8_here/simulate-hosts.sh" run -n 2 -- "$m8_bin/vavl-mpi-tests" stall || true
+  [ "$m8_status" -ne 0 ] && [ "$m8_status" -ne 124 ] && [ "$m8_status" -ne 77 ] \
+    || m8_fail "$name" "exit $m8_status (0 = not detected, 124 = hang)" "$m8_log"
+  grep -q "stalled: test step" "$m8_log" || m8_fail "$name" "no watchdog message" "$m8_log"
+  echo "ok  $name ($(m8_elapsed)s): the watchdog's exit $m8_status ended the ranks on both hosts"
 }
 
 # A stalled rank is detected by the watchdog: a rank sleeping inside a step
