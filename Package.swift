@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "CShims", dependencies: ["CMPI", "CHDF5"], path: "Sources/System/CShims"),
 
         // MARK: - Thin Swift wrappers, one module per library
-        .target(name: "BLAS", dependencies: ["CBLAS"], path: "Sources/System/BLAS",
+        .target(name: "BLAS", dependencies: ["CBLAS", "CShims"], path: "Sources/System/BLAS",
                 swiftSettings: optimized),
         .target(name: "MPI", dependencies: ["CMPI", "CShims"], path: "Sources/System/MPI"),
         .target(name: "HDF5", dependencies: ["CHDF5", "CShims"], path: "Sources/System/HDF5"),
@@ -69,7 +69,7 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["VAVLData", "HDF5"],
                     path: "Tests/DataTests"),
         /// Two-rank tests: run under `mpirun -np 2` by Scripts/test.sh.
-        .executableTarget(name: "vavl-mpi-tests", dependencies: ["MPI", "VAVLCore", "VAVLData", "VAVLDistributed", "VAVLTraining"],
+        .executableTarget(name: "vavl-mpi-tests", dependencies: ["BLAS", "MPI", "VAVLCore", "VAVLData", "VAVLDistributed", "VAVLTraining"],
                           path: "Tests/MPITests"),
 
         // MARK: - Command-line tool

@@ -16,7 +16,6 @@ struct BenchCommand: ParsableCommand {
         """)
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "Global batch size.") var batchSize = 32
     @Option(help: "OpenBLAS threads per rank.") var threads: Int?
     @Option(help: "Timed iterations.") var iterations = 5
     @Option(help: "Untimed warm-up iterations.") var warmup = 1
@@ -33,6 +32,7 @@ struct BenchCommand: ParsableCommand {
             configuration.outputDimension = 6
             configuration.task = .categorical
             if let threads { BLAS.threadCount = threads }
+            let batchSize = configuration.batchSize
             let benchmark = StepBenchmark(configuration: configuration, batchSize: batchSize, communicator: world)
             let result = try benchmark.run(iterations: iterations, warmup: warmup, profile: true)
             let sgemm = stepOnly ? 0 : StepBenchmark.sgemmGigaflops()

@@ -5,6 +5,12 @@ import MPI
 
 @main
 struct VAVLCommand: ParsableCommand {
+    static func main() {
+        BLAS.ensureFastKernels()
+        BLAS.useDefaultThreadCount()
+        Self.main(nil)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "vavl",
         abstract: "Distributed data-parallel trainer for VAVL audio-visual emotion recognition.",
@@ -19,6 +25,6 @@ struct InfoCommand: ParsableCommand {
 
     func run() throws {
         let world = Communicator.world
-        print("rank \(world.rank) of \(world.size), OpenBLAS threads \(BLAS.threadCount)")
+        print("rank \(world.rank) of \(world.size), OpenBLAS threads \(BLAS.threadCount), kernels \(BLAS.coreName)")
     }
 }

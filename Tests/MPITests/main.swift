@@ -2,8 +2,10 @@
 // Every check failure aborts the whole job (MPI_Abort) with a message naming the rank and
 // the check, so mpirun exits non-zero; success prints one line per check on rank 0.
 import Foundation
+import BLAS
 import MPI
 
+BLAS.ensureFastKernels()
 let world = Communicator.world
 let arguments = CommandLine.arguments
 

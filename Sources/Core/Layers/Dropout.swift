@@ -1,6 +1,6 @@
 /// Inverted dropout with a counter-based mask: element (frame t, channel c) of utterance b
-/// is kept when 24 bits of a hash of (seed, iteration, phase, utterance key, layer, t, c)
-/// land at or above p·2²⁴, and then scaled by 1/(1 − p). One 64-bit hash serves a pair of
+/// is kept when 16 bits of a hash of (seed, iteration, phase, utterance key, layer, t, c)
+/// land at or above p·2¹⁶, and then scaled by 1/(1 − p). One 64-bit hash serves four
 /// neighbouring channels. The mask is recomputed, not stored, so forward
 /// and backward are the same in-place multiplication. Identity in evaluation mode or p = 0.
 public struct Dropout {
@@ -26,36 +26,40 @@ public struct Dropout {
         return mix64(key ^ context.utteranceKey(utterance))
     }
 
-    /// 64 random bits for elements (t, 2p) and (t, 2p + 1) under `stream`: SplitMix64's
-    /// output at counter (t, p). The low 24 bits decide the even element, bits 32–55 the odd.
-    @inline(__always) static func pairBits(_ stream: UInt64, frame: Int, pair: Int) -> UInt64 {
-        let counter = (UInt64(truncatingIfNeeded: frame) << 32) | UInt64(truncatingIfNeeded: pair)
+    /// 64 random bits for elements (t, 4q … 4q + 3) under `stream`: SplitMix64's output at
+    /// counter (t, q). Element 4q + i is decided by bits 16i … 16i + 15.
+    @inline(__always) static func quadBits(_ stream: UInt64, frame: Int, quad: Int) -> UInt64 {
+        let counter = (UInt64(truncatingIfNeeded: frame) << 32) | UInt64(truncatingIfNeeded: quad)
         return mix64(stream &+ counter &* 0x9E37_79B9_7F4A_7C15)
     }
 
-    /// Whether element (t, c) under `stream` is kept (the reference for the loops below).
+    /// Whether element (t, c) under `stream` is kept (the reference for the loop below).
     @inline(__always) static func keeps(_ stream: UInt64, frame: Int, channel: Int, threshold: UInt64) -> Bool {
-        let bits = pairBits(stream, frame: frame, pair: channel >> 1)
-        return ((channel & 1 == 0 ? bits : bits >> 32) & 0xFF_FFFF) >= threshold
+        let bits = quadBits(stream, frame: frame, quad: channel >> 2)
+        return (bits >> (16 * UInt64(channel & 3))) & 0xFFFF >= threshold
     }
 
     /// Multiplies `count` consecutive elements (channels 0..<count of one frame) in place.
     @inline(__always) static func applyRow(_ row: UnsafeMutablePointer<Float>, count: Int, stream: UInt64, frame: Int,
                                            threshold: UInt64, scale: Float) {
         var channel = 0
-        while channel + 1 < count {
-            let bits = pairBits(stream, frame: frame, pair: channel >> 1)
-            row[channel] = (bits & 0xFF_FFFF) >= threshold ? row[channel] * scale : 0
-            row[channel + 1] = ((bits >> 32) & 0xFF_FFFF) >= threshold ? row[channel + 1] * scale : 0
-            channel += 2
+        while channel + 3 < count {
+            let bits = quadBits(stream, frame: frame, quad: channel >> 2)
+            row[channel] = bits & 0xFFFF >= threshold ? row[channel] * scale : 0
+            row[channel + 1] = (bits >> 16) & 0xFFFF >= threshold ? row[channel + 1] * scale : 0
+            row[channel + 2] = (bits >> 32) & 0xFFFF >= threshold ? row[channel + 2] * scale : 0
+            row[channel + 3] = bits >> 48 >= threshold ? row[channel + 3] * scale : 0
+            channel += 4
         }
-        if channel < count {
+        while channel < count {
             row[channel] = keeps(stream, frame: frame, channel: channel, threshold: threshold) ? row[channel] * scale : 0
+            channel += 1
         }
     }
 
-    /// p as a 24-bit threshold: an element is dropped when its 24 random bits fall below it.
-    @inline(__always) var threshold: UInt64 { UInt64((Double(probability) * 0x1p24).rounded(.up)) }
+    /// p as a 16-bit threshold: an element is dropped when its 16 random bits fall below it
+    /// (p is realised to within 2⁻¹⁶).
+    @inline(__always) var threshold: UInt64 { UInt64((Double(probability) * 0x1p16).rounded()) }
 
     /// Multiplies the (N, C) matrix in place by mask / (1 − p); rows are frames of `segments`.
     public func apply(_ data: UnsafeMutablePointer<Float>, columns: Int, segments: Segments, _ context: RunContext) {

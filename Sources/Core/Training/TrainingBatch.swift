@@ -20,6 +20,8 @@ public struct ModalityInput {
 
     /// The subset of segments whose utterances are in `keep`, in the current order.
     public func restricted(to keep: Set<Int>) -> ModalityInput {
+        // The common case, an all-paired batch, needs no copy.
+        if utterances.allSatisfy(keep.contains) { return self }
         var lengths: [Int] = [], kept: [Int] = [], sources: [Int] = []
         for (segment, utterance) in utterances.enumerated() where keep.contains(utterance) {
             lengths.append(segments.length(segment))

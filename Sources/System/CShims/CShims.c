@@ -33,3 +33,14 @@ hid_t vavl_h5e_default(void) { return H5E_DEFAULT; }
 hsize_t vavl_h5s_unlimited(void) { return H5S_UNLIMITED; }
 void vavl_h5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 size_t vavl_h5t_variable(void) { return H5T_VARIABLE; }
+
+const char *vavl_best_openblas_core(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return "Haswell";
+#endif
+    return 0;
+}

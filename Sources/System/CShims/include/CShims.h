@@ -47,4 +47,9 @@ void vavl_h5_silence_errors(void);
 
 /// `H5T_VARIABLE`: the size that marks a variable-length string type.
 size_t vavl_h5t_variable(void);
+
+// MARK: - CPU features
+/// The best OpenBLAS kernel family this CPU runs ("SkylakeX" with AVX-512, "Haswell" with
+/// AVX2 + FMA), or NULL when nothing better than the baseline is available.
+const char *vavl_best_openblas_core(void);
 #endif
