@@ -14,7 +14,7 @@ struct VAVLCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vavl",
         abstract: "Distributed data-parallel trainer for VAVL audio-visual emotion recognition.",
-        subcommands: [InfoCommand.self, CorpusCommand.self, TrainCommand.self, EvaluateCommand.self, PredictCommand.self, ExportCommand.self, BenchCommand.self, ExperimentCommand.self, ReportCommand.self]
+        subcommands: [InfoCommand.self, CorpusCommand.self, TrainCommand.self, EvaluateCommand.self, PredictCommand.self, ExportCommand.self, BenchCommand.self, SummaryCommand.self, ExperimentCommand.self, ReportCommand.self]
     )
 }
 

@@ -1,0 +1,43 @@
+import ArgumentParser
+import VAVLCore
+
+/// Parameter counts per component for any config, to compare with the paper (§III-E).
+struct SummaryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "summary",
+        abstract: "Print the parameter count of each component (θ_a, θ_v, θ_s, heads, reconstruction) for a config.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "Audio feature dimension d_a.") var audioDimension = 1024
+    @Option(help: "Video feature dimension d_v.") var videoDimension = 1408
+    @Option(help: "Outputs (6 classes for CREMA-D, 3 attributes for MSP-IMPROV, 1 for sentiment).") var outputs = 6
+
+    func run() throws {
+        var configuration = try modelOptions.resolve()
+        configuration.audioDimension = audioDimension
+        configuration.videoDimension = videoDimension
+        configuration.outputDimension = outputs
+        let store = VAVLModel(configuration).store
+        let components: [(String, [String])] = [
+            ("θ_a  acoustic branch (proj conv + encoder)", ["acoustic"]),
+            ("θ_v  visual branch (proj conv + encoder)", ["visual"]),
+            ("θ_s  shared layers (encoder + LayerNorm)", ["shared"]),
+            ("head_a", ["head_a"]), ("head_v", ["head_v"]), ("head_av", ["head_av"]),
+            ("recon_a", ["recon_a"]), ("recon_v", ["recon_v"]),
+        ]
+        for (name, prefixes) in components {
+            let count = store.parameters.filter { parameter in prefixes.contains { parameter.name.hasPrefix($0 + ".") } }
+                .reduce(0) { $0 + $1.count }
+            print(name.padding(toLength: 44, withPad: " ", startingAt: 0) + String(count).leftAligned(12))
+        }
+        print("total".padding(toLength: 44, withPad: " ", startingAt: 0) + String(store.parameterCount).leftAligned(12))
+        print("buffers (BatchNorm running statistics)".padding(toLength: 44, withPad: " ", startingAt: 0)
+              + String(store.bufferCount).leftAligned(12))
+    }
+}
+
+extension String {
+    fileprivate func leftAligned(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}
