@@ -6,12 +6,13 @@ import VAVLData
 /// as partition files in the authors' label-file layout (`FileName`, label columns, `SpkrID`,
 /// `Gender`, `Split_Set`) that ``SplitAssignment`` reads back.
 ///
-/// The speakers are shuffled once with the seed and laid out on a circle, each taking as
-/// much room as it has utterances. Partition i starts its test block at i/count of the way
-/// round and takes whole speakers until the test share is reached, then the development
-/// block likewise; the rest is training. So no speaker is in two splits of a partition, and
-/// with a test share of 1/count the test sets of the partitions are disjoint (speaker-wise
-/// cross-validation); other shares rotate through the speakers with overlap.
+/// The speakers are shuffled once with the seed and laid out on a circle of circumference
+/// N (utterances), each taking as much room as it has utterances. Partition i's test split
+/// is the speakers whose midpoint falls in the window of length test·N that starts i/count
+/// of the way round; its development split the next window, of length dev·N; the rest is
+/// training (a window that catches no speaker takes the nearest one). So no speaker is in
+/// two splits of a partition, and with a test share of at most 1/count the test sets of the
+/// partitions are disjoint (speaker-wise cross-validation); larger shares overlap.
 public struct PartitionGenerator: Sendable {
     public var count: Int
     public var seed: UInt64
@@ -48,33 +49,41 @@ public struct PartitionGenerator: Sendable {
         var generator = SeededGenerator(seed: mix64(seed ^ 0x5041_5254))
         order.shuffle(using: &generator)
         let sizes = order.map { utterancesOf[$0]!.count }
-        let total = sizes.reduce(0, +)
-        var cumulative = [0]
-        for size in sizes { cumulative.append(cumulative.last! + size) }
-        let testTarget = testFraction * Double(total), developmentTarget = developmentFraction * Double(total)
+        let total = Double(sizes.reduce(0, +))
+        // Each speaker sits on the circle at the midpoint of its run of utterances.
+        var midpoints: [Double] = [], covered = 0.0
+        for size in sizes {
+            midpoints.append(covered + Double(size) / 2)
+            covered += Double(size)
+        }
+        /// How far `position` lies after `start` going round the circle.
+        func circularGap(_ position: Double, _ start: Double) -> Double {
+            let gap = (position - start).truncatingRemainder(dividingBy: total)
+            return gap < 0 ? gap + total : gap
+        }
+        /// The speakers whose midpoint lies in the circular window [start, start + length).
+        func window(_ start: Double, _ length: Double) -> [Int] {
+            midpoints.indices.filter { circularGap(midpoints[$0], start) < length }
+        }
         var result: [[Split]] = []
         for index in 0..<count {
-            // The speaker whose block starts nearest to index/count of the way round.
-            let startUtterance = Double(index) * Double(total) / Double(count)
-            let start = (0..<order.count).min { abs(Double(cumulative[$0]) - startUtterance) < abs(Double(cumulative[$1]) - startUtterance) }!
-            var splits = [Split](repeating: .train, count: speakers.count)
-            var position = start, taken = 0
-            func take(_ split: Split, _ target: Double) {
-                var amount = 0
-                // Whole speakers, at least one, until the target is reached or passed by less than
-                // it would fall short; always leave a speaker for training.
-                while taken < order.count - 1 {
-                    let size = sizes[position]
-                    if amount > 0 && Double(amount) + Double(size) / 2 > target { break }
-                    for row in utterancesOf[order[position]]! { splits[row] = split }
-                    amount += size
-                    taken += 1
-                    position = (position + 1) % order.count
-                    if Double(amount) >= target { break }
+            let start = Double(index) * total / Double(count)
+            var test = window(start, testFraction * total)
+            if test.isEmpty { test = [midpoints.indices.min { circularGap(midpoints[$0], start) < circularGap(midpoints[$1], start) }!] }
+            var development = window(start + testFraction * total, developmentFraction * total).filter { !test.contains($0) }
+            if development.isEmpty && developmentFraction > 0 {
+                let end = start + testFraction * total
+                if let nearest = midpoints.indices.filter({ !test.contains($0) })
+                    .min(by: { circularGap(midpoints[$0], end) < circularGap(midpoints[$1], end) }) {
+                    development = [nearest]
                 }
             }
-            take(.test, testTarget)
-            if developmentFraction > 0 { take(.dev, developmentTarget) }
+            guard test.count + development.count < order.count else {
+                throw ExperimentError("partition \(index + 1): the test and development shares leave no speaker for training (\(order.count) speakers)")
+            }
+            var splits = [Split](repeating: .train, count: speakers.count)
+            for speaker in test { for row in utterancesOf[order[speaker]]! { splits[row] = .test } }
+            for speaker in development { for row in utterancesOf[order[speaker]]! { splits[row] = .dev } }
             result.append(splits)
         }
         return result
