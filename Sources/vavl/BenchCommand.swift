@@ -20,6 +20,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed iterations.") var iterations = 5
     @Option(help: "Untimed warm-up iterations.") var warmup = 1
     @Flag(help: "Skip the sgemm reference and the inference latencies.") var stepOnly = false
+    @Flag(help: "Time one Conformer encoder (input 50 → dim, the acoustic block count) on 32 utterances of 100–200 frames instead.")
+    var encoderOnly = false
 
     func run() throws {
         let world = Communicator.world
@@ -32,6 +34,20 @@ struct BenchCommand: ParsableCommand {
             configuration.outputDimension = 6
             configuration.task = .categorical
             if let threads { BLAS.threadCount = threads }
+            if encoderOnly {
+                var generator = SeededGenerator(seed: 2024)
+                let lengths = (0..<configuration.batchSize).map { _ in 100 + Int(generator.next() % 101) }
+                let result = EncoderBenchmark.run(configuration: configuration, lengths: lengths, repetitions: iterations)
+                guard world.rank == 0 else { return }
+                print(String(format: "Conformer encoder: dim %d, %d heads, %d blocks, kernel %d; %d utterances, %d frames; %d OpenBLAS thread(s)",
+                             configuration.dim, configuration.heads, configuration.acousticBlocks, configuration.convolutionKernel,
+                             lengths.count, lengths.reduce(0, +), BLAS.threadCount))
+                print(String(format: "forward: %.3f s, %.1f GFLOP/s", result.forwardSeconds, result.forwardFlops / result.forwardSeconds / 1e9))
+                print(String(format: "forward + backward: %.3f s, %.1f GFLOP/s", result.forwardBackwardSeconds,
+                             3 * result.forwardFlops / result.forwardBackwardSeconds / 1e9))
+                print(String(format: "median_s=%.4f", result.forwardBackwardSeconds))
+                return
+            }
             let batchSize = configuration.batchSize
             let benchmark = StepBenchmark(configuration: configuration, batchSize: batchSize, communicator: world)
             let result = try benchmark.run(iterations: iterations, warmup: warmup, profile: true)

@@ -176,3 +176,47 @@ public enum FlopCount {
         return 2 * multiplyAdds
     }
 }
+
+/// One paper-size Conformer encoder (input 50 → 512-d, 8 heads, 3 blocks, kernel 31) on a
+/// ragged batch in training mode with dropout: forward, and forward + backward, timed.
+public enum EncoderBenchmark {
+    public struct Result {
+        public var forwardSeconds: Double
+        public var forwardBackwardSeconds: Double
+        /// Useful FLOPs of one forward (the same count as ``FlopCount``); backward counts 2×.
+        public var forwardFlops: Double
+    }
+
+    public static func run(configuration: VAVLConfiguration, lengths: [Int], repetitions: Int) -> Result {
+        var conformer = configuration.conformer(inputs: configuration.projectionDimension, blocks: configuration.acousticBlocks)
+        conformer.inputs = configuration.projectionDimension
+        let registry = ParameterRegistry()
+        let encoder = ConformerEncoder(registry, "encoder", conformer)
+        let store = ParameterStore(registry)
+        store.initialize(seed: 1)
+        let context = RunContext(store: store)
+        context.useSequentialUtteranceKeys(count: lengths.count)
+        let segments = Segments(lengths: lengths)
+        let input = Matrix(rows: segments.totalRows, columns: conformer.inputs)
+        var generator = SeededGenerator(seed: 2)
+        for i in 0..<input.count { input.data[i] = generator.normal() }
+        let gradient = Matrix(rows: segments.totalRows, columns: conformer.channels)
+        for i in 0..<gradient.count { gradient.data[i] = generator.normal() * 0.01 }
+        _ = encoder.forward(input, segments: segments, context)
+        encoder.backward(gradient, context, needsInputGradient: false)
+        var forward: [Double] = [], both: [Double] = []
+        for _ in 0..<repetitions {
+            var start = Profiler.now()
+            _ = encoder.forward(input, segments: segments, context)
+            forward.append(Profiler.now() - start)
+            start = Profiler.now()
+            _ = encoder.forward(input, segments: segments, context)
+            encoder.backward(gradient, context, needsInputGradient: false)
+            both.append(Profiler.now() - start)
+        }
+        let flops = 2 * lengths.map { FlopCount.encoder(Double($0), inputs: conformer.inputs, blocks: conformer.blocks, configuration) }
+            .reduce(0, +)
+        return Result(forwardSeconds: forward.sorted()[forward.count / 2], forwardBackwardSeconds: both.sorted()[both.count / 2],
+                      forwardFlops: flops)
+    }
+}

@@ -10,6 +10,7 @@ final class RankZeroLog {
     let quiet: Bool
     private var metrics: FileHandle?
     private var lastLine = ""
+    private var metricsPath = "metrics.jsonl"
     private let started = Date()
 
     init(directory: String, enabled: Bool, quiet: Bool) {
@@ -17,6 +18,7 @@ final class RankZeroLog {
         self.quiet = quiet
         guard enabled else { return }
         let path = (directory as NSString).appendingPathComponent("metrics.jsonl")
+        metricsPath = path
         if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
         metrics = FileHandle(forWritingAtPath: path)
         metrics?.seekToEndOfFile()
@@ -29,10 +31,18 @@ final class RankZeroLog {
         fflush(stdout)
     }
 
+    /// Called with a message when `metrics.jsonl` cannot be written (a full disk, say): the
+    /// trainer brings the job down with it rather than train on without a record.
+    var onWriteFailure: (String) -> Void = { _ in }
+
     func record(_ object: [String: Any]) {
         guard enabled, let metrics,
               let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        metrics.write(data + Data("\n".utf8))
+        do {
+            try metrics.write(contentsOf: data + Data("\n".utf8))
+        } catch {
+            onWriteFailure("cannot write \(metricsPath): \(error.localizedDescription)")
+        }
     }
 
     func start(configuration: VAVLConfiguration, options: TrainingOptions, planner: BatchPlanner, corpus: Corpus, worldSize: Int) {

@@ -30,6 +30,7 @@ public final class Trainer {
         self.configuration = configuration
         self.communicator = communicator
         log = RankZeroLog(directory: options.outputDirectory, enabled: communicator.rank == 0, quiet: options.quiet)
+        log.onWriteFailure = { [communicator] message in communicator.abort(message) }
         let corpus = try Corpus.open(options.corpusPath)
         self.corpus = corpus
         try Trainer.check(configuration, against: corpus)
