@@ -139,9 +139,14 @@ m8_wait_until() {
   until "$@"; do
     kill -0 "$job" 2>/dev/null || return 1
     [ "$(date +%s)" -lt "$deadline" ] || return 1
-    sleep 0.1
+    sleep 0.02
   done
 }
+
+# m8_freeze JOB / m8_thaw JOB: stop and continue every rank of a one-host job, so that a
+# test acts at a known iteration however fast the steps are.
+m8_freeze() { local rank; for rank in $(m8_children "$1"); do kill -STOP "$rank" 2>/dev/null || true; done; }
+m8_thaw() { local rank; for rank in $(m8_children "$1"); do kill -CONT "$rank" 2>/dev/null || true; done; }
 
 # m8_same NAME A B: the two checkpoints hold the same parameters, buffers and Adam state.
 m8_same() {
@@ -189,14 +194,17 @@ m8_test_stall() {
   echo "ok  $name, sleeping in a step ($(m8_elapsed)s): exit $m8_status: $(grep -m1 'stalled:' "$m8_log" | cut -c1-150)…"
 
   m8_timer
-  m8_start "$name frozen" "${mpirun_cmd[@]}" -np 2 "$m8_bin/vavl" "${m8_train[@]}" --epochs 1 --out "$m8_work/frozen" \
+  m8_start "$name frozen" "${mpirun_cmd[@]}" -np 2 "$m8_bin/vavl" "${m8_train[@]}" --epochs 3 --out "$m8_work/frozen" \
     --stall-factor 5 --stall-minimum-seconds 4
-  local job=$m8_job
+  local job=$m8_job frozen_at
   m8_wait_until 60 "$job" m8_at_least "$m8_work/frozen" 5 \
     || m8_fail "$name" "the job did not reach iteration 5" "$m8_log"
+  m8_freeze "$job"
+  frozen_at=$(m8_iterations "$m8_work/frozen")
   rank1=$(m8_rank_pid "$job" 1)
   [ -n "$rank1" ] || m8_fail "$name" "cannot find rank 1's pid" "$m8_log"
-  kill -STOP "$rank1"
+  [ "$frozen_at" -lt "$m8_per_epoch" ] || m8_fail "$name" "the steps outran the test: frozen at iteration $frozen_at, not mid-epoch" "$m8_log"
+  kill -CONT "$(m8_rank_pid "$job" 0)"  # rank 1 stays frozen
   local stopped; stopped=$(date +%s.%N)
   m8_wait_job "$job" 30
   local detected; detected=$(m8_since "$stopped")
@@ -207,7 +215,7 @@ m8_test_stall() {
   fi
   [ "$m8_status" -ne 0 ] && [ "$m8_status" -ne 124 ] || m8_fail "$name" "rank 1 frozen: exit $m8_status (124 = hang)" "$m8_log"
   grep -q "rank 0 of 2: stalled: .*waits in: MPI_" "$m8_log" || m8_fail "$name" "rank 0 did not name the collective it waits in" "$m8_log"
-  echo "ok  $name, rank 1 frozen by SIGSTOP after iteration 5 ($(m8_elapsed)s): the job came down ${detected}s later, exit $m8_status:"
+  echo "ok  $name, rank 1 frozen by SIGSTOP at iteration $frozen_at ($(m8_elapsed)s): the job came down ${detected}s later, exit $m8_status:"
   echo "      $(grep -m1 'stalled:' "$m8_log" | sed 's/ Aborting the job.*//')"
 }
 m8_at_least() { [ "$(m8_iterations "$1")" -ge "$2" ]; }
@@ -219,12 +227,15 @@ m8_test_killed_rank() {
   m8_timer
   m8_start "$name" "${mpirun_cmd[@]}" -np 2 "$m8_bin/vavl" "${m8_train[@]}" --out "$run"
   local job=$m8_job
-  m8_wait_until 90 "$job" m8_at_least "$run" $(( m8_per_epoch + 2 )) || m8_fail "$name" "the job did not reach epoch 1" "$m8_log"
-  [ -f "$run/checkpoint-last.h5" ] || m8_fail "$name" "no checkpoint after epoch 0" "$m8_log"
+  m8_wait_until 90 "$job" m8_at_least "$run" $(( m8_per_epoch + 1 )) || m8_fail "$name" "the job did not reach epoch 1" "$m8_log"
+  m8_freeze "$job"
   killed_at=$(m8_iterations "$run")
+  [ -f "$run/checkpoint-last.h5" ] || m8_fail "$name" "no checkpoint after epoch 0" "$m8_log"
+  [ "$killed_at" -lt $(( 2 * m8_per_epoch )) ] || m8_fail "$name" "the steps outran the test: stopped at iteration $killed_at" "$m8_log"
   rank1=$(m8_rank_pid "$job" 1)
   [ -n "$rank1" ] || m8_fail "$name" "cannot find rank 1's pid" "$m8_log"
   kill -KILL "$rank1"
+  m8_thaw "$job"
   local start; start=$(date +%s.%N)
   m8_wait_job "$job" 30
   local down; down=$(m8_since "$start")
@@ -286,22 +297,23 @@ m8_test_output_folder() {
   m8_expect_early_error "full disk" "is not writable (or the disk is full)" "$mount/run"
   umount "$mount"
 
-  # The disk fills up after the first checkpoint: the next write fails, the job comes down,
-  # and the previous checkpoint still loads. The failing write is the next checkpoint (a clear
-  # message naming it) or, when metrics.jsonl's last page is full, rank 0's append to it,
-  # which traps in Foundation's FileHandle.write(_:) (a crash with a backtrace, not yet a
-  # clear message: RankZeroLog.record would need `write(contentsOf:)` and a real error).
+  # The disk fills up after the first checkpoint: the next write fails, the job comes down
+  # with a message naming the file, and the previous checkpoint still loads. The failing
+  # write is the next checkpoint or rank 0's next line of metrics.jsonl, whichever needs a
+  # new block first.
   name="disk fills during training"
   m8_timer
   mount -t tmpfs -o size=8m tmpfs "$mount"
   m8_start "$name" "${mpirun_cmd[@]}" -np 2 "$m8_bin/vavl" "${m8_train[@]}" --out "$mount/run"
   local job=$m8_job
   m8_wait_until 90 "$job" test -f "$mount/run/checkpoint-last.h5" || m8_fail "$name" "no checkpoint after epoch 0" "$m8_log"
+  m8_freeze "$job"
   dd if=/dev/zero of="$mount/filler" bs=64k >/dev/null 2>&1 || true
+  m8_thaw "$job"
   m8_wait_job "$job" 60
   [ "$m8_status" -ne 0 ] && [ "$m8_status" -ne 124 ] || m8_fail "$name" "exit $m8_status (0 = finished on a full disk?, 124 = hang)" "$m8_log"
   local failed=$m8_status cause
-  cause=$(grep -m1 -E "writing checkpoint|Fatal error" "$m8_log" | cut -c1-130) || m8_fail "$name" "no message naming the failed write" "$m8_log"
+  cause=$(grep -m1 -E "writing checkpoint|cannot write|Fatal error" "$m8_log" | cut -c1-130) || m8_fail "$name" "no message naming the failed write" "$m8_log"
   rm -f "$mount/filler"
   m8_run "$name evaluate" 60 "$m8_bin/vavl" evaluate --checkpoint "$mount/run/checkpoint-last.h5" --corpus "$m8_corpus" --split dev \
     || m8_fail "$name" "the previous checkpoint-last.h5 does not load (exit $m8_status)" "$m8_log"
