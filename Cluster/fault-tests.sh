@@ -190,7 +190,8 @@ m8_test_stall() {
   m8_start "$name sleep" "${mpirun_cmd[@]}" -np 2 "$m8_bin/vavl-mpi-tests" stall
   m8_wait_job "$m8_job" 30
   [ "$m8_status" -ne 0 ] && [ "$m8_status" -ne 124 ] || m8_fail "$name" "a rank sleeping in a step: exit $m8_status (0 = not detected, 124 = hang)" "$m8_log"
-  grep -q "stalled: test step 8" "$m8_log" || m8_fail "$name" "no watchdog message" "$m8_log"
+  grep -qE "rank 1 of 2: stalled: test step 8 .*waits in: a deliberate|rank 0 of 2: stalled: test step 9 .*waits in: MPI_Allreduce" "$m8_log" \
+    || m8_fail "$name" "no watchdog message naming the sleeping rank or the collective the other waits in" "$m8_log"
   echo "ok  $name, sleeping in a step ($(m8_elapsed)s): exit $m8_status: $(grep -m1 'stalled:' "$m8_log" | cut -c1-150)…"
 
   m8_timer

@@ -3,16 +3,16 @@ import MPI
 import VAVLDistributed
 
 /// `mpirun -np 2 vavl-mpi-tests stall`: steps of 50 ms of work and one statistics allreduce,
-/// each timed by the watchdog (factor 5, floor 1 s); in step 8 the last rank sleeps for two
+/// each timed by the watchdog (factor 5, floor 3 s, well above a step on a busy machine); in step 8 the last rank sleeps for two
 /// minutes inside the step while the others wait in the next allreduce. A watchdog must end
 /// the job (exit 75, message naming a rank, the step and the operation) within a few
 /// seconds; reaching the end of the loop is a failure.
 func runStall(arguments: [String]) -> Never {
     let collectives = MPICollectives(communicator: world)
-    let settings = Watchdog.Settings(factor: 5, minimumSeconds: 1)
+    let settings = Watchdog.Settings(factor: 5, minimumSeconds: 3)
     // The arithmetic of the limit, checked before the live run.
-    require(settings.limit(median: nil, afterPause: false) == 5, "no history: factor × floor")
-    require(settings.limit(median: 0.1, afterPause: false) == 1, "the floor wins over 5 × 0.1 s")
+    require(settings.limit(median: nil, afterPause: false) == 15, "no history: factor × floor")
+    require(settings.limit(median: 0.1, afterPause: false) == 3, "the floor wins over 5 × 0.1 s")
     require(settings.limit(median: 2, afterPause: false) == 10, "factor × median")
     require(settings.limit(median: 2, afterPause: true) == 50, "the first step of an epoch gets factor × the limit")
     require(Watchdog.Settings(factor: 0, minimumSeconds: 60).limit(median: 1, afterPause: false) == nil, "factor 0 disables")
