@@ -186,6 +186,10 @@ final class ExperimentCommandTests: XCTestCase {
                                           "--systems", "vavl,no-such"] + Self.quick)
         XCTAssertNotEqual(unknown.status, 0)
         XCTAssertTrue(unknown.error.contains("unknown system 'no-such'"), unknown.error)
+        let ablated = try VAVLBinary.run(["experiment", "repeat", "--corpus", corpus.path, "--out", corpus.folder + "/bad",
+                                          "--seeds", "1,2", "--no-residual"] + Self.quick)
+        XCTAssertNotEqual(ablated.status, 0)
+        XCTAssertTrue(ablated.error.contains("--no-residual") && ablated.error.contains("--system"), ablated.error)
         let notResults = try VAVLBinary.run(["experiment", "compare", corpus.path, corpus.path])
         XCTAssertNotEqual(notResults.status, 0)
         XCTAssertTrue(notResults.error.contains(corpus.path), notResults.error)

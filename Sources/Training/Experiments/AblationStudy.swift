@@ -27,7 +27,7 @@ public struct AblationStudy: Codable, Sendable {
                            systems: [ExperimentSystem] = defaultSystems, communicator: Communicator,
                            log: (String) -> Void = { print($0) }) throws -> AblationStudy {
         var results: [RunScores] = []
-        let key = try options.partitionFile.map { try RunPlan.partitionKey($0) } ?? "seed:\(configuration.seed)"
+        let key = "seed:\(configuration.seed)" + (try options.partitionFile.map { "@" + (try RunPlan.partitionKey($0)) } ?? "")
         for system in systems {
             var runOptions = options
             runOptions.outputDirectory = (directory as NSString).appendingPathComponent(system.rawValue)

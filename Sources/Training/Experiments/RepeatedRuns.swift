@@ -89,12 +89,14 @@ public struct RepeatedRuns: Codable, Sendable {
         var plans: [RunPlan] = []
         if !seeds.isEmpty {
             guard Set(seeds).count == seeds.count else { throw ExperimentError("the seeds repeat: \(seeds)") }
+            // Runs on one partition file pair only with runs on the same partition.
+            let partitionSuffix = try options.partitionFile.map { "@" + (try RunPlan.partitionKey($0)) } ?? ""
             for seed in seeds {
                 var runConfiguration = configuration
                 runConfiguration.seed = seed
                 var runOptions = options
                 runOptions.outputDirectory = (directory as NSString).appendingPathComponent("seed-\(seed)")
-                plans.append(RunPlan(system: system, key: "seed:\(seed)", label: "seed \(seed)", configuration: runConfiguration,
+                plans.append(RunPlan(system: system, key: "seed:\(seed)" + partitionSuffix, label: "seed \(seed)", configuration: runConfiguration,
                                      options: runOptions))
             }
         } else {

@@ -137,6 +137,15 @@ func resolveTraining(_ training: TrainCommand, _ world: Communicator) throws -> 
     }
     if let threads = training.threads { BLAS.threadCount = threads }
     let (configuration, resolved) = try training.resolve(world)
+    // The systems set the ablation switches themselves: a base configuration with one already
+    // on would make "vavl" an ablation and label results wrongly.
+    var switches: [String] = []
+    if !configuration.residual { switches.append("--no-residual") }
+    if configuration.alpha == 0 { switches.append("--alpha 0") }
+    if !configuration.audioVisualHead { switches.append("--no-av-head") }
+    if !switches.isEmpty {
+        throw ValidationError("\(switches.joined(separator: ", ")): the experiments train the ablations as systems; choose them with --system (repeat) or --systems (ablations)")
+    }
     var options = resolved
     options.liveProgress = false  // several runs: plain progress lines, not one live line
     return (configuration, options)
