@@ -8,12 +8,12 @@ public final class FeedForward {
     public let outputDropout: Dropout
     public let output = Matrix()
     private var segments = Segments(offsets: [0])
-    private let preActivation = Matrix()  // (N, E·C) linear1 output, the only wide activation kept
+    private let preActivation = Matrix()  // (N, E·C) linear1 output
+    private let hidden = Matrix()         // (N, E·C) after Swish and dropout: linear2's input
 
-    /// Buffers every instance shares: the (N, E·C) hidden activation, rebuilt from
-    /// `preActivation` in the backward instead of being kept per module, and the backward's
-    /// gradients. Backward passes run one module at a time, so one set serves all.
-    private static let shared = (hidden: Matrix(), dHidden: Matrix(), dPreActivation: Matrix(), dOutput: Matrix(),
+    /// The backward's gradients, shared by every instance: backward passes run one module
+    /// at a time, so one set serves all.
+    private static let shared = (dHidden: Matrix(), dPreActivation: Matrix(), dOutput: Matrix(),
                                  dNormalized: Matrix(), inputGradient: Matrix())
     public var inputGradient: Matrix { Self.shared.inputGradient }
 
@@ -34,26 +34,18 @@ public final class FeedForward {
         let normalized = norm.forward(x, store)
         preActivation.resize(rows: n, columns: linear1.outputs)
         linear1.forward(preActivation.data, normalized.data, rows: n, store)
-        let hidden = activate(context)
+        hidden.resize(rows: n, columns: linear1.outputs)
+        Elementwise.swishForward(hidden.data, preActivation.data, count: hidden.count)
+        hiddenDropout.apply(hidden.data, columns: hidden.columns, segments: segments, context)
         output.resize(rows: n, columns: linear2.outputs)
         linear2.forward(output.data, hidden.data, rows: n, store)
         outputDropout.apply(output.data, columns: output.columns, segments: segments, context)
         return output
     }
 
-    /// hidden = dropout(Swish(preActivation)) into the shared buffer.
-    private func activate(_ context: RunContext) -> Matrix {
-        let hidden = Self.shared.hidden
-        hidden.resize(rows: preActivation.rows, columns: preActivation.columns)
-        Elementwise.swishForward(hidden.data, preActivation.data, count: hidden.count)
-        hiddenDropout.apply(hidden.data, columns: hidden.columns, segments: segments, context)
-        return hidden
-    }
-
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let store = context.store, n = dy.rows
-        let (_, dHidden, dPreActivation, dOutput, dNormalized, inputGradient) = Self.shared
-        let hidden = activate(context)
+        let (dHidden, dPreActivation, dOutput, dNormalized, inputGradient) = Self.shared
         dOutput.copy(from: dy)
         outputDropout.apply(dOutput.data, columns: dOutput.columns, segments: segments, context)
         dHidden.resize(rows: n, columns: linear1.outputs)

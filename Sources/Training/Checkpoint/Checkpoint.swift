@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import HDF5
 import VAVLCore
 import VAVLData
@@ -37,12 +40,26 @@ public enum Checkpoint {
                 try writeFile(temporary, model: model, optimizer: optimizer, normalization: normalization, state: state)
             }
             CheckpointFaultInjection.crashIfReplacing(path, temporary: temporary)  // fault tests only (VAVL_TEST_CRASH_DURING_CHECKPOINT=1)
+            // On disk before it replaces the previous file, so a node crash after the rename
+            // cannot leave a damaged checkpoint-last.h5 for a requeued job.
+            try synchronize(temporary)
             guard rename(temporary, path) == 0 else {
                 throw HDF5Error(file: path, object: "", problem: "cannot rename \(temporary) into place: \(String(cString: strerror(errno)))")
             }
         } catch {
             unlink(temporary)
             throw error
+        }
+    }
+
+    private static func synchronize(_ path: String) throws {
+        let descriptor = Glibc.open(path, O_RDONLY)
+        guard descriptor >= 0 else {
+            throw HDF5Error(file: path, object: "", problem: "cannot reopen to sync: \(String(cString: strerror(errno)))")
+        }
+        defer { Glibc.close(descriptor) }
+        guard fsync(descriptor) == 0 else {
+            throw HDF5Error(file: path, object: "", problem: "fsync failed: \(String(cString: strerror(errno)))")
         }
     }
 
