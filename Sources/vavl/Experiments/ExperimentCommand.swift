@@ -1,5 +1,4 @@
 import ArgumentParser
-import BLAS
 import Foundation
 import MPI
 import VAVLCore
@@ -55,19 +54,27 @@ struct RobustnessCommand: ParsableCommand {
     @Option(help: "A partition file (authors' CSV layout) reassigning the corpus's splits.") var partition: String?
     @Option(help: "Output folder.") var out: String
 
+    var levels: [Double] {
+        get throws {
+            guard let percents else { return RobustnessSweep.defaultPercents }
+            let values = try percents.split(separator: ",").map {
+                guard let value = Double($0.trimmingCharacters(in: .whitespaces)), (0...100).contains(value) else {
+                    throw ValidationError("--percents takes percentages in 0…100, got '\($0)'")
+                }
+                return value
+            }
+            guard !values.isEmpty else { throw ValidationError("--percents needs at least one level") }
+            return values
+        }
+    }
+
+    func validate() throws { _ = try levels }
+
     func run() throws {
         let world = Communicator.world
         let say = rankZeroPrinter(world)
         world.abortOnError {
-            var levels = RobustnessSweep.defaultPercents
-            if let percents {
-                levels = try percents.split(separator: ",").map {
-                    guard let value = Double($0.trimmingCharacters(in: .whitespaces)), (0...100).contains(value) else {
-                        throw ValidationError("--percents takes percentages in 0…100, got '\($0)'")
-                    }
-                    return value
-                }
-            }
+            let levels = try self.levels
             let trained = try TrainedModel(checkpoint: Trainer.checkpointPath(checkpoint))
             let corpusFile = try Corpus.open(corpus)
             let splits = try partition.map { try SplitAssignment(partitionFile: $0, corpus: corpusFile) }
@@ -129,16 +136,10 @@ struct EmbeddingCommand: ParsableCommand {
 
 // MARK: - ablations
 
-/// The training flags of `vavl train` (model options included) resolved for an experiment:
-/// the corpus's task, dimensions and labels filled in, `--out` as the experiment's folder.
-func resolveTraining(_ training: TrainCommand, _ world: Communicator) throws -> (VAVLConfiguration, TrainingOptions) {
-    guard training.resume == nil else {
-        throw ValidationError("--resume is for one training run; an interrupted experiment continues by running it again (finished runs are reused)")
-    }
-    if let threads = training.threads { BLAS.threadCount = threads }
-    let (configuration, resolved) = try training.resolve(world)
-    // The systems set the ablation switches themselves: a base configuration with one already
-    // on would make "vavl" an ablation and label results wrongly.
+/// The systems set the ablation switches themselves: a base configuration with one already on
+/// (from the flags or the --config file) would make "vavl" an ablation and mislabel results.
+func rejectAblationSwitches(_ training: ExperimentTrainingOptions) throws {
+    let configuration = try training.modelOptions.resolve()
     var switches: [String] = []
     if !configuration.residual { switches.append("--no-residual") }
     if configuration.alpha == 0 { switches.append("--alpha 0") }
@@ -146,9 +147,6 @@ func resolveTraining(_ training: TrainCommand, _ world: Communicator) throws -> 
     if !switches.isEmpty {
         throw ValidationError("\(switches.joined(separator: ", ")): the experiments train the ablations as systems; choose them with --system (repeat) or --systems (ablations)")
     }
-    var options = resolved
-    options.liveProgress = false  // several runs: plain progress lines, not one live line
-    return (configuration, options)
 }
 
 struct AblationsCommand: ParsableCommand {
@@ -164,16 +162,21 @@ struct AblationsCommand: ParsableCommand {
         whose OUT/<system>/run.json matches the configuration is reused, not retrained.
         """)
 
-    @OptionGroup(title: "Training options (those of vavl train)") var training: TrainCommand
+    @OptionGroup(title: "Training options (as vavl train)") var training: ExperimentTrainingOptions
     @Option(help: "Systems to train, comma-separated (default: vavl,no-residual,no-reconstruction,no-av-head,unimodal-audio,unimodal-video).")
     var systems: String?
+
+    func validate() throws {
+        _ = try parseSystems(systems)
+        try rejectAblationSwitches(training)
+    }
 
     func run() throws {
         let world = Communicator.world
         let say = rankZeroPrinter(world)
         world.abortOnError {
             let chosen = try parseSystems(systems) ?? AblationStudy.defaultSystems
-            let (configuration, options) = try resolveTraining(training, world)
+            let (configuration, options) = try training.resolve(world)
             let study = try AblationStudy.run(configuration: configuration, options: options, directory: training.out,
                                               systems: chosen, communicator: world, log: say)
             guard world.rank == 0 else { return }
@@ -211,31 +214,42 @@ struct RepeatCommand: ParsableCommand {
         (OUT/…/run.json with the same configuration) are reused, so an interrupted series continues.
         """)
 
-    @OptionGroup(title: "Training options (those of vavl train)") var training: TrainCommand
+    @OptionGroup(title: "Training options (as vavl train)") var training: ExperimentTrainingOptions
     @Option(help: "vavl, no-residual, no-reconstruction, no-av-head, unimodal-audio or unimodal-video.") var system: ExperimentSystem = .vavl
     @Option(help: "Seeds, comma-separated, e.g. 1,2,3,4,5.") var seeds: String?
     @Option(help: "Partition files, comma-separated.") var partitions: String?
+
+    var seedList: [UInt64] {
+        get throws {
+            try (seeds ?? "").split(separator: ",").map { text -> UInt64 in
+                guard let seed = UInt64(text.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--seeds: '\(text)' is not a seed") }
+                return seed
+            }
+        }
+    }
+
+    func validate() throws {
+        guard (seeds == nil) != (partitions == nil) else { throw ValidationError("give --seeds or --partitions (one of them)") }
+        if seeds != nil && training.modelOptions.seed != nil {
+            throw ValidationError("--seed and --seeds together: the runs take their seeds from --seeds")
+        }
+        if partitions != nil && training.partition != nil {
+            throw ValidationError("--partition and --partitions together: the runs take their partitions from --partitions")
+        }
+        _ = try seedList
+        try rejectAblationSwitches(training)
+    }
 
     func run() throws {
         let world = Communicator.world
         let say = rankZeroPrinter(world)
         world.abortOnError {
-            guard (seeds == nil) != (partitions == nil) else { throw ValidationError("give --seeds or --partitions (one of them)") }
-            if seeds != nil && training.modelOptions.seed != nil {
-                throw ValidationError("--seed and --seeds together: the runs take their seeds from --seeds")
-            }
-            if partitions != nil && training.partition != nil {
-                throw ValidationError("--partition and --partitions together: the runs take their partitions from --partitions")
-            }
-            let seedList = try (seeds ?? "").split(separator: ",").map { text -> UInt64 in
-                guard let seed = UInt64(text.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--seeds: '\(text)' is not a seed") }
-                return seed
-            }
+            let seedList = try self.seedList
             let partitionList = (partitions ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             if seedList.count + partitionList.count < 2 {
                 say("note: with one run there is no standard deviation and no t-test")
             }
-            let (configuration, options) = try resolveTraining(training, world)
+            let (configuration, options) = try training.resolve(world)
             let runs = try RepeatedRuns.run(system: system, configuration: configuration, options: options, seeds: seedList,
                                             partitions: partitionList, directory: training.out, communicator: world, log: say)
             guard world.rank == 0 else { return }
