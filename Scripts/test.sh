@@ -64,4 +64,7 @@ m8_cleanup
 [ ${#m8_skipped[@]} -eq 0 ] || echo "== M8: SKIPPED, not passed: ${m8_skipped[*]}"
 # ==== end M8 ====
 
+echo "== M9: the robustness sweep has the paper's shape; experiments agree on 1 and 2 ranks (release build)"
+Scripts/experiments-check.sh
+
 echo "== all tests passed"

@@ -115,12 +115,13 @@ public struct FeatureStatisticsAccumulator: Sendable {
 }
 
 /// Computes the train-split statistics of modality `modality` by reading every train
-/// utterance that has it, one utterance at a time (memory: one utterance). Every value
-/// read is checked to be finite. Returns `nil` when no train utterance has the modality.
-public func computeFeatureStatistics(_ corpus: Corpus, _ modality: Modality) throws -> FeatureStatistics? {
+/// utterance that has it (or the given `rows`, e.g. the train split of a partition file),
+/// one utterance at a time (memory: one utterance). Every value read is checked to be
+/// finite. Returns `nil` when no such utterance has the modality.
+public func computeFeatureStatistics(_ corpus: Corpus, _ modality: Modality, rows: [Int]? = nil) throws -> FeatureStatistics? {
     var accumulator = FeatureStatisticsAccumulator(dimension: corpus.dimension(modality))
     var buffer: [Float] = []
-    for utterance in corpus.utterances(in: .train) {
+    for utterance in rows ?? corpus.utterances(in: .train) {
         let frames = corpus.frameCount(modality, utterance: utterance)
         if frames == 0 { continue }
         let count = frames * corpus.dimension(modality)

@@ -65,12 +65,17 @@ public struct Dropout {
     public func apply(_ data: UnsafeMutablePointer<Float>, columns: Int, segments: Segments, _ context: RunContext) {
         guard isActive(context) else { return }
         let threshold = self.threshold, scale = 1 / (1 - probability)
-        for utterance in 0..<segments.count {
-            let stream = streamKey(context, utterance: utterance)
-            let start = segments.start(utterance)
-            for frame in 0..<segments.length(utterance) {
-                Self.applyRow(data + (start + frame) * columns, count: columns, stream: stream, frame: frame,
-                              threshold: threshold, scale: scale)
+        let streams = (0..<segments.count).map { streamKey(context, utterance: $0) }
+        // Rows are independent (the mask is a function of the row's own keys): split them.
+        var utteranceOfRow = [Int32](repeating: 0, count: segments.totalRows)
+        for utterance in 0..<segments.count { for row in segments.range(utterance) { utteranceOfRow[row] = Int32(utterance) } }
+        utteranceOfRow.withUnsafeBufferPointer { owners in
+            Parallel.chunks(segments.totalRows, elementsPerItem: columns) { rows in
+                for row in rows {
+                    let utterance = Int(owners[row])
+                    Self.applyRow(data + row * columns, count: columns, stream: streams[utterance],
+                                  frame: row - segments.start(utterance), threshold: threshold, scale: scale)
+                }
             }
         }
     }

@@ -30,7 +30,8 @@ public final class LayerNorm {
         let gamma = store.pointer(weight), beta = store.pointer(bias)
         mean.withUnsafeMutableBufferPointer { meanBuffer in
             inverseStd.withUnsafeMutableBufferPointer { stdBuffer in
-                for row in 0..<rows {
+              Parallel.chunks(rows, elementsPerItem: c) { range in
+                for row in range {
                     let xRow = x.data + row * c, yRow = output.data + row * c
                     var sum: Float = 0
                     for i in 0..<c { sum += xRow[i] }
@@ -42,6 +43,7 @@ public final class LayerNorm {
                     stdBuffer[row] = rstd
                     for i in 0..<c { yRow[i] = (xRow[i] - mu) * rstd * gamma[i] + beta[i] }
                 }
+              }
             }
         }
         return output

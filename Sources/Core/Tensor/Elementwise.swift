@@ -4,15 +4,19 @@
 public enum Elementwise {
     /// y = x · σ(x)  (Swish / SiLU), over `count` elements.
     public static func swishForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count { y[i] = x[i] * FastMath.sigmoid(x[i]) }
+        Parallel.chunks(count) { range in
+            for i in range { y[i] = x[i] * FastMath.sigmoid(x[i]) }
+        }
     }
 
     /// dx = dy · (σ(x) + x σ(x)(1 − σ(x))).
     public static func swishBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
                                      _ x: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count {
-            let s = FastMath.sigmoid(x[i])
-            dx[i] = dy[i] * (s + x[i] * s * (1 - s))
+        Parallel.chunks(count) { range in
+            for i in range {
+                let s = FastMath.sigmoid(x[i])
+                dx[i] = dy[i] * (s + x[i] * s * (1 - s))
+            }
         }
     }
 
@@ -29,7 +33,12 @@ public enum Elementwise {
 
     /// GLU over channels: y (N, C) = a · σ(b) with x (N, 2C) = [a | b].
     public static func gluForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, channels: Int) {
-        for row in 0..<rows {
+        Parallel.chunks(rows, elementsPerItem: channels) { range in gluForwardRows(y, x, range, channels: channels) }
+    }
+
+    private static func gluForwardRows(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ rows: Range<Int>,
+                                       channels: Int) {
+        for row in rows {
             let a = x + row * 2 * channels, b = a + channels, out = y + row * channels
             for c in 0..<channels { out[c] = a[c] * FastMath.sigmoid(b[c]) }
         }
@@ -38,7 +47,12 @@ public enum Elementwise {
     /// dx (N, 2C) = [dy σ(b) | dy a σ(b)(1 − σ(b))].
     public static func gluBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
                                    _ x: UnsafePointer<Float>, rows: Int, channels: Int) {
-        for row in 0..<rows {
+        Parallel.chunks(rows, elementsPerItem: channels) { range in gluBackwardRows(dx, dy, x, range, channels: channels) }
+    }
+
+    private static func gluBackwardRows(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
+                                        _ x: UnsafePointer<Float>, _ rows: Range<Int>, channels: Int) {
+        for row in rows {
             let a = x + row * 2 * channels, b = a + channels, g = dy + row * channels
             let da = dx + row * 2 * channels, db = da + channels
             for c in 0..<channels {

@@ -61,7 +61,8 @@ public final class BaselineTrainer {
         planner = BatchPlanner(utterances: train, batchSize: configuration.batchSize, worldSize: communicator.size,
                                seed: configuration.seed, policy: options.policy, epochEnd: options.epochEnd,
                                lengthBucketWindow: options.lengthBucketWindow)
-        loader = BatchLoader(corpus: corpus, normalization: try Trainer.statistics(corpus, communicator),
+        let trainRows = options.partitionFile == nil ? nil : splits.rows(in: .train)
+        loader = BatchLoader(corpus: corpus, normalization: try Trainer.statistics(corpus, communicator, trainRows: trainRows),
                              labels: LabelMapping(task: configuration.task, transforms: configuration.labelTransform,
                                                   outputCount: configuration.outputDimension))
         ReplicaSynchronization.broadcastFromRankZero(model.store, communicator)

@@ -61,7 +61,8 @@ public final class Trainer {
             log.say("resuming from \(path): epoch \(state.epoch), iteration \(state.iteration), batch \(state.samplerPosition) of the epoch"
                     + (state.worldSize != communicator.size ? " (saved with \(state.worldSize) ranks, now \(communicator.size); the plan is global)" : ""))
         } else {
-            normalization = try Trainer.statistics(corpus, communicator)
+            normalization = try Trainer.statistics(corpus, communicator,
+                                                   trainRows: options.partitionFile == nil ? nil : assignment.rows(in: .train))
         }
         state.seed = configuration.seed
         state.worldSize = communicator.size
@@ -95,13 +96,17 @@ public final class Trainer {
     }
 
     /// Train-split statistics, computed (or read from the corpus) on rank 0 and broadcast.
-    static func statistics(_ corpus: Corpus, _ communicator: Communicator) throws -> Normalization {
+    /// With a partition file, the statistics come from that partition's train rows (the
+    /// corpus's stored ones describe its own train split, which may include test utterances).
+    static func statistics(_ corpus: Corpus, _ communicator: Communicator, trainRows: [Int]? = nil) throws -> Normalization {
         var result: [FeatureStatistics?] = []
         for modality in [VAVLData.Modality.audio, .video] {
             let dimension = corpus.dimension(modality)
             var values = [Double](repeating: 0, count: 2 * dimension + 1)
             if communicator.rank == 0 {
-                if let statistics = try corpus.featureStatistics(modality) {
+                let statistics = try trainRows.map { try computeFeatureStatistics(corpus, modality, rows: $0) }
+                    ?? corpus.featureStatistics(modality)
+                if let statistics {
                     values = statistics.mean + statistics.std + [Double(statistics.frameCount)]
                 }
             }
