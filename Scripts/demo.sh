@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 source Scripts/mpi.sh
 
 work=${VAVL_DEMO_DIR:-/tmp/vavl-demo}
-utterances=${VAVL_DEMO_UTTERANCES:-1200}
-epochs=${VAVL_DEMO_EPOCHS:-4}
+utterances=${VAVL_DEMO_UTTERANCES:-2000}
+epochs=${VAVL_DEMO_EPOCHS:-8}
 
 Scripts/setup.sh
 echo "== building (release)"
