@@ -1,0 +1,100 @@
+import ArgumentParser
+import BLAS
+import Foundation
+import MPI
+import VAVLCore
+import VAVLData
+import VAVLTraining
+
+/// The model and data-parallel training flags shared by `vavl train` and the training
+/// experiments (`ablations`, `repeat`), declared once and resolved once, so the commands
+/// cannot drift apart in what a flag means.
+struct TrainingFlags: ParsableArguments {
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "Stop after N global iterations (0 writes the initial model).") var maxIterations: Int?
+    @Option(help: "BatchNorm statistics: sync (over all ranks, default) or local (DDP).") var batchnorm = "sync"
+    @Option(help: "Batch composition: natural or balanced.") var sampler = "natural"
+    @Option(help: "Balanced shares of paired, audio-only and video-only utterances.") var shares = "0.5,0.25,0.25"
+    @Option(help: "Last partial batch of an epoch: keep, drop or wrap.") var epochEnd = "keep"
+    @Option(help: "Group utterances of similar length within windows of N batches (0 = off).") var lengthBuckets = 0
+    @Option(help: "Non-finite loss: abort (default) or skip the phase update on every rank.") var nanPolicy = "abort"
+    @Option(help: "Dimensional label columns to flip (lo + hi − y) before scaling, e.g. EmoAct.") var flipLabels: String?
+    @Option(help: "A partition file in the authors' CSV layout (FileName, …, Split_Set) reassigning the corpus's splits.") var partition: String?
+    @Option(help: "Epoch checkpoints to keep besides best and last.") var keep = 3
+    @Option(help: "Floats per gradient allreduce bucket.") var bucketSize = 4 << 20
+    @Option(help: "OpenBLAS threads per rank (default: cores ÷ ranks on this host).") var threads: Int?
+    @Option(help: "Abort the job when a step takes this many times the recent median step (0 = no stall watchdog).") var stallFactor = 10.0
+    @Option(help: "The stall watchdog never fires before this many seconds (0 = no floor).") var stallMinimumSeconds = 60.0
+    @Flag(help: "Skip the per-epoch development evaluation.") var noEvaluation = false
+    @Option(help: "Without a terminal, print a progress line every N batches.") var logEvery = 50
+    @Flag(help: "Print nothing but errors.") var quiet = false
+
+    /// The configuration (task, dimensions and labels from the corpus) and the options;
+    /// sets the BLAS threads and prepares the output folder.
+    func resolve(corpus: String, out: String, task: String?, resume: String?, liveProgress: Bool,
+                 _ world: Communicator) throws -> (VAVLConfiguration, TrainingOptions) {
+        if let threads { BLAS.threadCount = threads }
+        var configuration = try modelOptions.resolve()
+        let corpusFile = try Corpus.open(corpus)
+        if let task, task != corpusFile.task.rawValue {
+            throw ValidationError("--task \(task) but \(corpus) is a \(corpusFile.task.rawValue) corpus")
+        }
+        guard let corpusTask = PredictionTask(rawValue: corpusFile.task.rawValue) else { throw ValidationError("unknown task") }
+        configuration.task = corpusTask
+        configuration.audioDimension = corpusFile.dimension(.audio)
+        configuration.videoDimension = corpusFile.dimension(.video)
+        configuration.outputDimension = corpusFile.labelCount
+        configuration.labelNames = corpusFile.labelNames
+        let flips = Set((flipLabels ?? "").split(separator: ",").map(String.init))
+        if let unknown = flips.first(where: { !corpusFile.labelNames.contains($0) }) {
+            throw ValidationError("--flip-labels: no label column '\(unknown)' (columns: \(corpusFile.labelNames.joined(separator: ", ")))")
+        }
+        if corpusTask == .dimensional {
+            guard let range = corpusFile.labelRange else {
+                throw ValidationError("\(corpus): a dimensional corpus needs its label_range attribute")
+            }
+            configuration.labelTransform = corpusFile.labelNames.map {
+                LabelTransform(name: $0, flip: flips.contains($0), low: range.lowerBound, high: range.upperBound)
+            }
+        }
+        configuration.sampler = sampler
+        configuration.batchnorm = batchnorm
+        var options = TrainingOptions(corpusPath: corpus, outputDirectory: out)
+        options.maxIterations = maxIterations
+        switch batchnorm {
+        case "sync": options.synchronizedBatchNorm = true
+        case "local": options.synchronizedBatchNorm = false
+        default: throw ValidationError("--batchnorm must be sync or local")
+        }
+        switch sampler {
+        case "natural": options.policy = .natural
+        case "balanced":
+            let parts = shares.split(separator: ",").compactMap { Double($0) }
+            guard parts.count == 3, parts.allSatisfy({ $0 >= 0 }), parts.reduce(0, +) > 0 else {
+                throw ValidationError("--shares needs three non-negative numbers, e.g. 0.5,0.25,0.25")
+            }
+            options.policy = .balanced(paired: parts[0], audioOnly: parts[1], videoOnly: parts[2])
+        default: throw ValidationError("--sampler must be natural or balanced")
+        }
+        guard let end = EpochEnd(rawValue: epochEnd) else { throw ValidationError("--epoch-end must be keep, drop or wrap") }
+        options.epochEnd = end
+        options.lengthBucketWindow = lengthBuckets
+        guard let policy = NonFinitePolicy(rawValue: nanPolicy) else { throw ValidationError("--nan-policy must be abort or skip") }
+        options.nonFinitePolicy = policy
+        options.resume = resume
+        options.partitionFile = partition
+        options.keepCheckpoints = keep
+        options.bucketSize = bucketSize
+        options.evaluateEachEpoch = !noEvaluation
+        options.quiet = quiet
+        guard stallFactor == 0 || stallFactor > 1, stallMinimumSeconds >= 0 else {
+            throw ValidationError("--stall-factor must be 0 (off) or above 1, --stall-minimum-seconds at least 0")
+        }
+        options.stallFactor = stallFactor
+        options.stallMinimumSeconds = stallMinimumSeconds
+        options.liveProgress = liveProgress
+        options.logEvery = logEvery
+        try OutputFolder.prepare(out, rank: world.rank)
+        return (configuration, options)
+    }
+}
