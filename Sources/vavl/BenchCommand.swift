@@ -20,6 +20,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed iterations.") var iterations = 5
     @Option(help: "Untimed warm-up iterations.") var warmup = 1
     @Flag(help: "Skip the sgemm reference and the inference latencies.") var stepOnly = false
+    @Flag(help: "Reduce gradients only after the backward (no overlap), to measure what the overlap buys.") var noOverlap = false
     @Flag(help: "Time one Conformer encoder (input 50 → dim, the acoustic block count) on 32 utterances of 100–200 frames instead.")
     var encoderOnly = false
 
@@ -50,7 +51,7 @@ struct BenchCommand: ParsableCommand {
             }
             let batchSize = configuration.batchSize
             let benchmark = StepBenchmark(configuration: configuration, batchSize: batchSize, communicator: world)
-            let result = try benchmark.run(iterations: iterations, warmup: warmup, profile: true)
+            let result = try benchmark.run(iterations: iterations, warmup: warmup, profile: true, overlap: !noOverlap)
             let sgemm = stepOnly ? 0 : StepBenchmark.sgemmGigaflops()
             let latency = stepOnly || world.rank != 0 ? [] : benchmark.inferenceLatency()
             var peak = [StepBenchmark.peakResidentMiB]

@@ -35,7 +35,10 @@ public final class ConformerEncoder {
     @discardableResult
     public func backward(_ dy: Matrix, _ context: RunContext, needsInputGradient: Bool = true) -> Matrix {
         var gradient = dy
-        for block in blocks.reversed() { gradient = block.backward(gradient, context) }
+        for block in blocks.reversed() {
+            gradient = block.backward(gradient, context)
+            context.progress?()
+        }
         blockGradient.copy(from: gradient)
         inputDropout.apply(blockGradient.data, columns: blockGradient.columns, segments: segments, context)
         let x = input!

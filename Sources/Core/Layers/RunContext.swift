@@ -25,6 +25,9 @@ public final class RunContext {
     /// When false, BatchNorm in training mode does not update running statistics (the
     /// frozen branches of the audio-visual phase run in evaluation mode anyway).
     public var updatesRunningStatistics = true
+    /// Called between blocks of a backward pass, so that gradient reductions started earlier
+    /// progress while the backward goes on.
+    public var progress: (() -> Void)?
 
     public init(store: ParameterStore) { self.store = store }
 

@@ -41,6 +41,8 @@ public final class VAVLModel {
     public let audioVisualHead: MLPHead?
     public let groups: PhaseGroups
     private let pooling = MeanPooling()
+    private var acousticBranchRange = 0..<0, visualBranchRange = 0..<0
+    private var acousticHeadRange = 0..<0, visualHeadRange = 0..<0
     private let representationGradient = Matrix()
 
     /// Builds the module tree; parameters start at their deterministic constants — call
@@ -68,6 +70,10 @@ public final class VAVLModel {
         groups = PhaseGroups(acoustic: 0..<sharedEnd, visual: sharedStart..<visualEnd,
                              audioVisual: visualEnd..<registry.parameterCount, shared: sharedStart..<sharedEnd)
         store = ParameterStore(registry)
+        acousticBranchRange = store.range(ofPrefixes: ["acoustic"])
+        visualBranchRange = store.range(ofPrefixes: ["visual"])
+        acousticHeadRange = store.range(ofPrefixes: ["head_a", "recon_a"])
+        visualHeadRange = store.range(ofPrefixes: ["head_v", "recon_v"])
     }
 
     public func initialize(seed: UInt64) { store.initialize(seed: seed) }
@@ -87,11 +93,25 @@ public final class VAVLModel {
         return pooling.forward(sharedOutput, segments: segments)
     }
 
-    /// Backward of ``represent(_:_:segments:_:)`` from dr (B, dim).
-    public func representBackward(_ modality: Modality, _ dr: Matrix, _ context: RunContext) {
+    /// Backward of ``represent(_:_:segments:_:)`` from dr (B, dim). `ready` is told each
+    /// parameter range as soon as its gradients are final: the shared layers, then the branch.
+    public func representBackward(_ modality: Modality, _ dr: Matrix, _ context: RunContext,
+                                  ready: (Range<Int>) -> Void = { _ in }) {
         let dShared = pooling.backward(dr)
         let dBranch = shared.backward(dShared, context)
+        ready(groups.shared)
         branch(modality).backward(dBranch, context)
+        ready(branchRange(modality))
+    }
+
+    /// The parameters of one modality's branch (proj conv and encoder).
+    public func branchRange(_ modality: Modality) -> Range<Int> {
+        modality == .audio ? acousticBranchRange : visualBranchRange
+    }
+
+    /// The unimodal head and reconstruction head of a modality (adjacent in the layout).
+    public func headRange(_ modality: Modality) -> Range<Int> {
+        modality == .audio ? acousticHeadRange : visualHeadRange
     }
 
     // MARK: - Inference

@@ -116,7 +116,12 @@ public final class AlgorithmOne {
             let dr = reconstructionHead.backward(reconstructionGradient, context)
             Elementwise.accumulate(representationGradient.data, dr.data, count: dr.count)
         }
-        model.representBackward(modality, representationGradient, context)
+        collectives.gradientsReady(model.headRange(modality), of: model.store)
+        context.progress = { [collectives] in collectives.progress() }
+        defer { context.progress = nil }
+        model.representBackward(modality, representationGradient, context) { [collectives, model] range in
+            collectives.gradientsReady(range, of: model.store)
+        }
         var shares = [prediction, reconstruction]
         collectives.sum(&shares)
         return PhaseLoss(prediction: shares[0], reconstruction: shares[1], total: shares[0] + alpha * shares[1],

@@ -54,10 +54,11 @@ public final class StepBenchmark {
 
     /// Runs `warmup` untimed and `iterations` timed iterations; the time of an iteration is
     /// the slowest rank's (a barrier closes each one).
-    public func run(iterations: Int, warmup: Int, profile: Bool) throws -> Result {
+    public func run(iterations: Int, warmup: Int, profile: Bool, overlap: Bool = true) throws -> Result {
         let model = VAVLModel(configuration)
         model.initialize(seed: configuration.seed)
         let collectives = MPICollectives(communicator: communicator)
+        collectives.overlapsBackward = overlap
         let algorithm = AlgorithmOne(model: model, collectives: collectives)
         let batch = localBatch()
         let n = audioLengths.count
