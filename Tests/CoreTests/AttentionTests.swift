@@ -60,3 +60,46 @@ final class AttentionTests: XCTestCase {
         XCTAssertEqual(encoding[0, 1], 1)
     }
 }
+
+import BLAS
+
+/// The attention loop split over threads gives what one thread gives (outputs and every
+/// gradient), dropout on, on a batch large enough to take the parallel path.
+final class AttentionThreadingTests: XCTestCase {
+    func run(threads: Int) -> (output: [Float], input: [Float], gradients: [String: [Float]]) {
+        let saved = BLAS.threadCount
+        BLAS.threadCount = threads
+        defer { BLAS.threadCount = saved }
+        let registry = ParameterRegistry()
+        let attention = RelativePositionAttention(registry, "mhsa", channels: 64, heads: 4, attentionDropout: 0.1, outputDropout: 0.1)
+        let store = ParameterStore(registry)
+        store.initialize(seed: 4)
+        GradientCheck.perturbParameters(store, seed: 6)
+        let context = RunContext(store: store)
+        let segments = Segments(lengths: [150, 1, 120, 90, 7, 60])
+        context.useSequentialUtteranceKeys(count: segments.count)
+        let x = GradientCheck.randomMatrix(rows: segments.totalRows, columns: 64, seed: 8)
+        let output = attention.forward(x, segments: segments, context).array
+        store.zeroGradients()
+        let dx = attention.backward(GradientCheck.randomMatrix(rows: segments.totalRows, columns: 64, seed: 9), context).array
+        return (output, dx, Dictionary(uniqueKeysWithValues: store.parameters.map { ($0.name, store.gradientArray($0)) }))
+    }
+
+    /// Largest difference relative to the tensor's scale.
+    func difference(_ a: [Float], _ b: [Float]) -> Float {
+        let scale = max(b.map(abs).max() ?? 0, 1e-6)
+        return (zip(a, b).map { abs($0 - $1) }.max() ?? 0) / scale
+    }
+
+    func testTwoThreadsGiveWhatOneThreadGives() {
+        let work = [150, 1, 120, 90, 7, 60].reduce(0) { $0 + $1 * $1 } * 64
+        XCTAssertGreaterThanOrEqual(work, AttentionWorkers.minimumParallelWork, "the batch must take the parallel path")
+        let one = run(threads: 1), two = run(threads: 2)
+        // Only summation order differs (BLAS threading, per-thread position-gradient sums).
+        XCTAssertLessThan(difference(two.output, one.output), 1e-5)
+        XCTAssertLessThan(difference(two.input, one.input), 1e-5)
+        for (name, gradient) in one.gradients where !name.hasSuffix("key.bias") {  // key.bias: zero true gradient
+            XCTAssertLessThan(difference(two.gradients[name]!, gradient), 1e-5, name)
+        }
+    }
+}

@@ -35,10 +35,6 @@ public final class RelativePositionAttention {
     private let context = Matrix()
     private var probabilities: [Float] = []    // Σ_b H T_b², softmax output per utterance and head
     private var probabilityOffsets: [Int] = []  // (B + 1) start of utterance b's H T_b² block
-    // Scratch (T, T), shared by every instance: layers run one at a time.
-    nonisolated(unsafe) private static var scores: [Float] = []
-    nonisolated(unsafe) private static var positionScores: [Float] = []
-    nonisolated(unsafe) private static var gradientScratch: [Float] = []
     /// Backward-only buffers shared by every instance; dPositions is (T_max, C), the rest (N, C).
     private static let shared = (dOutput: Matrix(), dQu: Matrix(), dQv: Matrix(), dK: Matrix(), dV: Matrix(),
                                  dContext: Matrix(), dPositions: Matrix(), dNormalized: Matrix(), inputGradient: Matrix())
@@ -121,36 +117,33 @@ public final class RelativePositionAttention {
         probabilityOffsets = [0]
         for b in 0..<segments.count { probabilityOffsets.append(probabilityOffsets[b] + heads * segments.length(b) * segments.length(b)) }
         if probabilities.count < probabilityOffsets.last! { probabilities = [Float](repeating: 0, count: probabilityOffsets.last!) }
-        Self.reserveScratch(longest)
         self.context.resize(rows: n, columns: c)
         let scale = 1 / Float(c).squareRoot()
+        let dropoutActive = attentionDropout.isActive(context)
+        let offsets = probabilityOffsets
         probabilities.withUnsafeMutableBufferPointer { allProbabilities in
-            Self.scores.withUnsafeMutableBufferPointer { scoreBuffer in
-                Self.positionScores.withUnsafeMutableBufferPointer { positionBuffer in
-                    Self.gradientScratch.withUnsafeMutableBufferPointer { dropped in
-                        let sc = scoreBuffer.baseAddress!, ps = positionBuffer.baseAddress!, dr = dropped.baseAddress!
-                        for b in 0..<segments.count {
-                            let start = segments.start(b), t = segments.length(b)
-                            if t == 0 { continue }
-                            for h in 0..<heads {
-                                let column = h * d
-                                BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: qu.row(start) + column, lda: c,
-                                           b: k.row(start) + column, ldb: c, c: sc, ldc: t)
-                                BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: qv.row(start) + column, lda: c,
-                                           b: projectedPositions.data + column, ldb: c, c: ps, ldc: t)
-                                Self.addRelativeShift(sc, ps, length: t)
-                                let a = allProbabilities.baseAddress! + probabilityOffsets[b] + h * t * t
-                                softmaxRows(a, sc, rows: t, columns: t, scale: scale)
-                                var weights = UnsafePointer(a)
-                                if attentionDropout.isActive(context) {
-                                    dr.update(from: a, count: t * t)
-                                    attentionDropout.applyAttention(dr, length: t, head: h, utterance: b, context)
-                                    weights = UnsafePointer(dr)
-                                }
-                                BLAS.sgemm(m: t, n: d, k: t, a: weights, lda: t, b: v.row(start) + column, ldb: c,
-                                           c: self.context.row(start) + column, ldc: c)
-                            }
+            let probabilityBase = allProbabilities.baseAddress!
+            AttentionWorkers.run(segments, heads: heads, headDimension: d, longest: longest) { utterances, scratch in
+                let sc = scratch.scores, ps = scratch.positionScores, dr = scratch.dropped
+                for b in utterances {
+                    let start = segments.start(b), t = segments.length(b)
+                    for h in 0..<heads {
+                        let column = h * d
+                        BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: qu.row(start) + column, lda: c,
+                                   b: k.row(start) + column, ldb: c, c: sc, ldc: t)
+                        BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: qv.row(start) + column, lda: c,
+                                   b: projectedPositions.data + column, ldb: c, c: ps, ldc: t)
+                        Self.addRelativeShift(sc, ps, length: t)
+                        let a = probabilityBase + offsets[b] + h * t * t
+                        softmaxRows(a, sc, rows: t, columns: t, scale: scale)
+                        var weights = UnsafePointer(a)
+                        if dropoutActive {
+                            dr.update(from: a, count: t * t)
+                            attentionDropout.applyAttention(dr, length: t, head: h, utterance: b, context)
+                            weights = UnsafePointer(dr)
                         }
+                        BLAS.sgemm(m: t, n: d, k: t, a: weights, lda: t, b: v.row(start) + column, ldb: c,
+                                   c: self.context.row(start) + column, ldc: c)
                     }
                 }
             }
@@ -167,19 +160,10 @@ public final class RelativePositionAttention {
         for row in 0..<rows { Elementwise.softmax(y + row * columns, x + row * columns, count: columns, scale: scale) }
     }
 
-    private static func reserveScratch(_ longest: Int) {
-        if scores.count < longest * longest {
-            scores = [Float](repeating: 0, count: longest * longest)
-            positionScores = scores
-            gradientScratch = scores
-        }
-    }
-
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let store = context.store, n = dy.rows, c = channels, d = headDimension
         let segments = self.segments
         let (dOutput, dQu, dQv, dK, dV, dContext, dPositions, dNormalized, inputGradient) = Self.shared
-        Self.reserveScratch(segments.maximumLength)
         // Through the output dropout (same mask), then out.
         dOutput.copy(from: dy)
         outputDropout.apply(dOutput.data, columns: c, segments: segments, context)
@@ -194,55 +178,55 @@ public final class RelativePositionAttention {
         dPositions.resizeZeroed(rows: longest, columns: c)
         let scale = 1 / Float(c).squareRoot()
         let dropoutActive = attentionDropout.isActive(context)
+        let offsets = probabilityOffsets
         probabilities.withUnsafeMutableBufferPointer { allProbabilities in
-            Self.scores.withUnsafeMutableBufferPointer { scoreBuffer in
-                Self.positionScores.withUnsafeMutableBufferPointer { positionBuffer in
-                    Self.gradientScratch.withUnsafeMutableBufferPointer { droppedBuffer in
-                        let dA = scoreBuffer.baseAddress!, dS = positionBuffer.baseAddress!, dropped = droppedBuffer.baseAddress!
-                        for b in 0..<segments.count {
-                            let start = segments.start(b), t = segments.length(b)
-                            if t == 0 { continue }
-                            for h in 0..<heads {
-                                let column = h * d
-                                let a = allProbabilities.baseAddress! + probabilityOffsets[b] + h * t * t
-                                var weights = UnsafePointer(a)
-                                if dropoutActive {
-                                    dropped.update(from: a, count: t * t)
-                                    attentionDropout.applyAttention(dropped, length: t, head: h, utterance: b, context)
-                                    weights = UnsafePointer(dropped)
-                                }
-                                // dv += A'ᵀ dcontext;  dA' = dcontext vᵀ
-                                BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: weights, lda: t,
-                                           b: dContext.row(start) + column, ldb: c, beta: 1, c: dV.row(start) + column, ldc: c)
-                                BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: dContext.row(start) + column, lda: c,
-                                           b: v.row(start) + column, ldb: c, c: dA, ldc: t)
-                                if dropoutActive {
-                                    attentionDropout.applyAttention(dA, length: t, head: h, utterance: b, context)
-                                }
-                                // dZ = A ⊙ (dA − Σ_j dA A) · scale, in place in dA.
-                                for i in 0..<t {
-                                    let aRow = a + i * t, gRow = dA + i * t
-                                    var dot: Float = 0
-                                    for j in 0..<t { dot += gRow[j] * aRow[j] }
-                                    for j in 0..<t { gRow[j] = aRow[j] * (gRow[j] - dot) * scale }
-                                }
-                                // Content term: dqu = dZ k, dk += dZᵀ qu.
-                                BLAS.sgemm(m: t, n: d, k: t, a: dA, lda: t, b: k.row(start) + column, ldb: c,
-                                           beta: 1, c: dQu.row(start) + column, ldc: c)
-                                BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: dA, lda: t,
-                                           b: qu.row(start) + column, ldb: c, beta: 1, c: dK.row(start) + column, ldc: c)
-                                // Position term: dS = relshiftᵀ(dZ); dqv = dS p, dp += dSᵀ qv.
-                                dS.update(repeating: 0, count: t * t)
-                                Self.addRelativeShiftTranspose(dS, dA, length: t)
-                                BLAS.sgemm(m: t, n: d, k: t, a: dS, lda: t, b: projectedPositions.data + column, ldb: c,
-                                           beta: 1, c: dQv.row(start) + column, ldc: c)
-                                BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: dS, lda: t,
-                                           b: qv.row(start) + column, ldb: c, beta: 1, c: dPositions.data + column, ldc: c)
-                            }
+            let probabilityBase = allProbabilities.baseAddress!
+            AttentionWorkers.run(segments, heads: heads, headDimension: d, longest: longest) { utterances, scratch in
+                let dA = scratch.scores, dS = scratch.positionScores, dropped = scratch.dropped
+                // dp is summed over utterances: each worker but the first sums into its own buffer.
+                let positionGradient = scratch.slot == 0 ? dPositions : scratch.positionGradient(rows: longest, columns: c)
+                for b in utterances {
+                    let start = segments.start(b), t = segments.length(b)
+                    for h in 0..<heads {
+                        let column = h * d
+                        let a = probabilityBase + offsets[b] + h * t * t
+                        var weights = UnsafePointer(a)
+                        if dropoutActive {
+                            dropped.update(from: a, count: t * t)
+                            attentionDropout.applyAttention(dropped, length: t, head: h, utterance: b, context)
+                            weights = UnsafePointer(dropped)
                         }
+                        // dv += A'ᵀ dcontext;  dA' = dcontext vᵀ
+                        BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: weights, lda: t,
+                                   b: dContext.row(start) + column, ldb: c, beta: 1, c: dV.row(start) + column, ldc: c)
+                        BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: dContext.row(start) + column, lda: c,
+                                   b: v.row(start) + column, ldb: c, c: dA, ldc: t)
+                        if dropoutActive {
+                            attentionDropout.applyAttention(dA, length: t, head: h, utterance: b, context)
+                        }
+                        // dZ = A ⊙ (dA − Σ_j dA A) · scale, in place in dA.
+                        for i in 0..<t {
+                            let aRow = a + i * t, gRow = dA + i * t
+                            var dot: Float = 0
+                            for j in 0..<t { dot += gRow[j] * aRow[j] }
+                            for j in 0..<t { gRow[j] = aRow[j] * (gRow[j] - dot) * scale }
+                        }
+                        // Content term: dqu = dZ k, dk += dZᵀ qu.
+                        BLAS.sgemm(m: t, n: d, k: t, a: dA, lda: t, b: k.row(start) + column, ldb: c,
+                                   beta: 1, c: dQu.row(start) + column, ldc: c)
+                        BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: dA, lda: t,
+                                   b: qu.row(start) + column, ldb: c, beta: 1, c: dK.row(start) + column, ldc: c)
+                        // Position term: dS = relshiftᵀ(dZ); dqv = dS p, dp += dSᵀ qv.
+                        dS.update(repeating: 0, count: t * t)
+                        Self.addRelativeShiftTranspose(dS, dA, length: t)
+                        BLAS.sgemm(m: t, n: d, k: t, a: dS, lda: t, b: projectedPositions.data + column, ldb: c,
+                                   beta: 1, c: dQv.row(start) + column, ldc: c)
+                        BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: dS, lda: t,
+                                   b: qv.row(start) + column, ldb: c, beta: 1, c: positionGradient.data + column, ldc: c)
                     }
                 }
             }
+            AttentionWorkers.addPositionGradients(into: dPositions)
         }
         // u and v_b gradients are column sums of dqu and dqv; dq = dqu + dqv.
         let du = store.gradient(uBias), dvb = store.gradient(vBias)
