@@ -39,23 +39,10 @@ struct TrainingFlags: ParsableArguments {
         if let task, task != corpusFile.task.rawValue {
             throw ValidationError("--task \(task) but \(corpus) is a \(corpusFile.task.rawValue) corpus")
         }
-        guard let corpusTask = PredictionTask(rawValue: corpusFile.task.rawValue) else { throw ValidationError("unknown task") }
-        configuration.task = corpusTask
-        configuration.audioDimension = corpusFile.dimension(.audio)
-        configuration.videoDimension = corpusFile.dimension(.video)
-        configuration.outputDimension = corpusFile.labelCount
-        configuration.labelNames = corpusFile.labelNames
-        let flips = Set((flipLabels ?? "").split(separator: ",").map(String.init))
-        if let unknown = flips.first(where: { !corpusFile.labelNames.contains($0) }) {
-            throw ValidationError("--flip-labels: no label column '\(unknown)' (columns: \(corpusFile.labelNames.joined(separator: ", ")))")
-        }
-        if corpusTask == .dimensional {
-            guard let range = corpusFile.labelRange else {
-                throw ValidationError("\(corpus): a dimensional corpus needs its label_range attribute")
-            }
-            configuration.labelTransform = corpusFile.labelNames.map {
-                LabelTransform(name: $0, flip: flips.contains($0), low: range.lowerBound, high: range.upperBound)
-            }
+        do {
+            try configuration.adopt(corpusFile, flippedLabels: Set((flipLabels ?? "").split(separator: ",").map(String.init)))
+        } catch let error as CorpusConfigurationError {
+            throw ValidationError("\(error)")
         }
         configuration.sampler = sampler
         configuration.batchnorm = batchnorm

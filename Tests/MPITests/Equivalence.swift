@@ -24,11 +24,7 @@ func makeCorpus(_ preset: SyntheticPreset, folder: String, utterances: Int = 72)
 func tinyConfiguration(_ corpus: Corpus) -> VAVLConfiguration {
     var configuration = VAVLConfiguration.tiny(audio: corpus.dimension(.audio), video: corpus.dimension(.video),
                                                outputs: corpus.labelCount)
-    configuration.task = PredictionTask(rawValue: corpus.task.rawValue)!
-    configuration.labelNames = corpus.labelNames
-    if let range = corpus.labelRange, configuration.task == .dimensional {
-        configuration.labelTransform = corpus.labelNames.map { LabelTransform(name: $0, low: range.lowerBound, high: range.upperBound) }
-    }
+    world.abortOnError { try configuration.adopt(corpus) }
     configuration.learningRate = 1e-3
     configuration.batchSize = 8
     configuration.seed = 21

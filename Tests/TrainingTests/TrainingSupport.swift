@@ -37,11 +37,7 @@ final class TinyCorpus {
         let corpus = try Corpus.open(path)
         var configuration = VAVLConfiguration.tiny(audio: corpus.dimension(.audio), video: corpus.dimension(.video),
                                                    outputs: corpus.labelCount)
-        configuration.task = PredictionTask(rawValue: corpus.task.rawValue)!
-        configuration.labelNames = corpus.labelNames
-        if let range = corpus.labelRange, configuration.task == .dimensional {
-            configuration.labelTransform = corpus.labelNames.map { LabelTransform(name: $0, low: range.lowerBound, high: range.upperBound) }
-        }
+        try configuration.adopt(corpus)
         configuration.learningRate = 1e-3
         configuration.batchSize = 16
         configuration.epochs = epochs
