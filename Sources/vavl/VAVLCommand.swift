@@ -1,11 +1,15 @@
 import ArgumentParser
 import BLAS
+import CShims
 import HDF5
 import MPI
 
 @main
 struct VAVLCommand: ParsableCommand {
     static func main() {
+        #if VAVL_REQUIRES_AVX2
+        vavl_require_avx2_fma()
+        #endif
         BLAS.ensureFastKernels()
         BLAS.useDefaultThreadCount()
         Self.main(nil)

@@ -135,6 +135,17 @@ final class LayerGradientTests: XCTestCase {
         GradientCheck.assertPasses(layer, "FeedForward")
     }
 
+    /// 16 channels, hidden 32: the dropout masks and the fused bias–Swish–dropout pass take
+    /// their eight-lane paths (the test above only reaches the scalar tails).
+    func testFeedForwardOnTheVectorPath() {
+        let layer = make(columns: 16, outputColumns: 16) { registry in
+            let module = FeedForward(registry, "ff1", channels: 16, expansion: 2, dropout: 0.3)
+            return ({ x, context in module.forward(x, segments: self.segments, context) },
+                    { dy, context in module.backward(dy, context) })
+        }
+        GradientCheck.assertPasses(layer, "FeedForward, 16 channels")
+    }
+
     func testConvolutionModule() {
         let layer = make(columns: 6, outputColumns: 6) { registry in
             let module = ConvolutionModule(registry, "conv", channels: 6, kernelSize: 5, dropout: 0.2)

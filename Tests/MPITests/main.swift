@@ -3,8 +3,12 @@
 // the check, so mpirun exits non-zero; success prints one line per check on rank 0.
 import Foundation
 import BLAS
+import CShims
 import MPI
 
+#if VAVL_REQUIRES_AVX2
+vavl_require_avx2_fma()
+#endif
 BLAS.ensureFastKernels()
 let world = Communicator.world
 let arguments = CommandLine.arguments

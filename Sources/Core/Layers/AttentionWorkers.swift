@@ -14,18 +14,23 @@ enum AttentionWorkers {
         private(set) var scores = UnsafeMutablePointer<Float>.allocate(capacity: 1)
         private(set) var positionScores = UnsafeMutablePointer<Float>.allocate(capacity: 1)
         private(set) var dropped = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+        /// One row of dropout multipliers.
+        private(set) var multipliers = UnsafeMutablePointer<Float>.allocate(capacity: 1)
         private let positionGradientBuffer = Matrix()
         fileprivate var usedPositionGradient = false
 
         init(slot: Int) { self.slot = slot }
 
-        func reserve(_ count: Int) {
+        /// Room for T×T scores and a row of T multipliers, T = `longest`.
+        func reserve(longest: Int) {
+            let count = longest * longest
             guard count > capacity else { return }
-            for pointer in [scores, positionScores, dropped] { pointer.deallocate() }
+            for pointer in [scores, positionScores, dropped, multipliers] { pointer.deallocate() }
             capacity = count
             scores = .allocate(capacity: count)
             positionScores = .allocate(capacity: count)
             dropped = .allocate(capacity: count)
+            multipliers = .allocate(capacity: longest)
         }
 
         /// A zeroed (rows, columns) buffer for this worker's share of the position gradient.
@@ -53,7 +58,7 @@ enum AttentionWorkers {
         let groups = threads > 1 && work >= minimumParallelWork ? balancedGroups(utterances, segments, count: threads) : [utterances]
         while scratch.count < groups.count { scratch.append(Scratch(slot: scratch.count)) }
         for index in groups.indices {
-            scratch[index].reserve(longest * longest)
+            scratch[index].reserve(longest: longest)
             scratch[index].usedPositionGradient = false
         }
         if groups.count == 1 {

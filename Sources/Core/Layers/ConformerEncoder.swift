@@ -39,8 +39,8 @@ public final class ConformerEncoder {
             gradient = block.backward(gradient, context)
             context.progress?()
         }
-        blockGradient.copy(from: gradient)
-        inputDropout.apply(blockGradient.data, columns: blockGradient.columns, segments: segments, context)
+        blockGradient.resize(rows: gradient.rows, columns: gradient.columns)
+        inputDropout.apply(to: blockGradient.data, from: gradient.data, columns: gradient.columns, segments: segments, context)
         let x = input!
         dInput.resize(rows: x.rows, columns: configuration.inputs)
         inputProjection.backward(needsInputGradient ? dInput.data : nil, blockGradient.data, x.data, rows: x.rows, context.store)

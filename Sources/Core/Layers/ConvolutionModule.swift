@@ -49,8 +49,8 @@ public final class ConvolutionModule {
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let store = context.store, n = dy.rows, c = dy.columns
         let (dOutput, dActivated, dNormalized) = Self.shared
-        dOutput.copy(from: dy)
-        dropout.apply(dOutput.data, columns: c, segments: segments, context)
+        dOutput.resize(rows: n, columns: c)
+        dropout.apply(to: dOutput.data, from: dy.data, columns: c, segments: segments, context)
         dActivated.resize(rows: n, columns: c)
         pointwise2.backward(dActivated.data, dOutput.data, swish.output.data, rows: n, store)
         let dBatchNormalized = swish.backward(dActivated)

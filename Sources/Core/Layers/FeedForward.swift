@@ -14,8 +14,9 @@ public final class FeedForward {
     /// The backward's gradients, shared by every instance: backward passes run one module
     /// at a time, so one set serves all.
     private static let shared = (dHidden: Matrix(), dPreActivation: Matrix(), dOutput: Matrix(),
-                                 dNormalized: Matrix(), inputGradient: Matrix())
-    public var inputGradient: Matrix { Self.shared.inputGradient }
+                                 dNormalized: Matrix())
+    /// dx of the last backward (it belongs to the module's LayerNorm).
+    public var inputGradient: Matrix { norm.inputGradient }
 
     public init(_ registry: ParameterRegistry, _ name: String, channels: Int, expansion: Int, dropout: Float,
                 epsilon: Float = 1e-5) {
@@ -33,10 +34,20 @@ public final class FeedForward {
         self.segments = segments
         let normalized = norm.forward(x, store)
         preActivation.resize(rows: n, columns: linear1.outputs)
-        linear1.forward(preActivation.data, normalized.data, rows: n, store)
+        linear1.forward(preActivation.data, normalized.data, rows: n, store, addingBias: false)
         hidden.resize(rows: n, columns: linear1.outputs)
-        Elementwise.swishForward(hidden.data, preActivation.data, count: hidden.count)
-        hiddenDropout.apply(hidden.data, columns: hidden.columns, segments: segments, context)
+        // linear1's bias, Swish and the hidden dropout in one pass over the (N, E·C) activations.
+        let width = hidden.columns, pre = preActivation.data, activated = hidden.data
+        let bias = linear1.bias.map { UnsafePointer(store.pointer($0)) }
+        hiddenDropout.forEachRow(columns: width, segments: segments, context) { row, multipliers in
+            let x = pre + row * width, y = activated + row * width
+            if let b = bias { for i in 0..<width { x[i] += b[i] } }
+            if let m = multipliers {
+                for i in 0..<width { y[i] = x[i] * FastMath.sigmoid(x[i]) * m[i] }
+            } else {
+                for i in 0..<width { y[i] = x[i] * FastMath.sigmoid(x[i]) }
+            }
+        }
         output.resize(rows: n, columns: linear2.outputs)
         linear2.forward(output.data, hidden.data, rows: n, store)
         outputDropout.apply(output.data, columns: output.columns, segments: segments, context)
@@ -45,18 +56,31 @@ public final class FeedForward {
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let store = context.store, n = dy.rows
-        let (dHidden, dPreActivation, dOutput, dNormalized, inputGradient) = Self.shared
-        dOutput.copy(from: dy)
-        outputDropout.apply(dOutput.data, columns: dOutput.columns, segments: segments, context)
+        let (dHidden, dPreActivation, dOutput, dNormalized) = Self.shared
+        dOutput.resize(rows: n, columns: dy.columns)
+        outputDropout.apply(to: dOutput.data, from: dy.data, columns: dy.columns, segments: segments, context)
         dHidden.resize(rows: n, columns: linear1.outputs)
         linear2.backward(dHidden.data, dOutput.data, hidden.data, rows: n, store)
-        hiddenDropout.apply(dHidden.data, columns: dHidden.columns, segments: segments, context)
         dPreActivation.resize(rows: n, columns: linear1.outputs)
-        Elementwise.swishBackward(dPreActivation.data, dHidden.data, preActivation.data, count: dHidden.count)
+        // Back through the hidden dropout (same mask) and Swish in one pass:
+        // dpre = dhidden · m · (σ(x) + x σ(x)(1 − σ(x))).
+        let width = dHidden.columns, pre = preActivation.data, g = dHidden.data, dPre = dPreActivation.data
+        hiddenDropout.forEachRow(columns: width, segments: segments, context) { row, multipliers in
+            let x = pre + row * width, dh = g + row * width, dx = dPre + row * width
+            if let m = multipliers {
+                for i in 0..<width {
+                    let s = FastMath.sigmoid(x[i])
+                    dx[i] = dh[i] * m[i] * (s + x[i] * s * (1 - s))
+                }
+            } else {
+                for i in 0..<width {
+                    let s = FastMath.sigmoid(x[i])
+                    dx[i] = dh[i] * (s + x[i] * s * (1 - s))
+                }
+            }
+        }
         dNormalized.resize(rows: n, columns: linear1.inputs)
         linear1.backward(dNormalized.data, dPreActivation.data, norm.output.data, rows: n, store)
-        let dx = norm.backward(dNormalized, store)
-        inputGradient.copy(from: dx)
-        return inputGradient
+        return norm.backward(dNormalized, store)
     }
 }

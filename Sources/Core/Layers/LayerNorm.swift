@@ -9,6 +9,9 @@ public final class LayerNorm {
     private var input: Matrix?
     private var mean: [Float] = []     // (N) saved for backward
     private var inverseStd: [Float] = []  // (N)
+    /// (chunks − 1, 2C): dγ and dβ of the backward's chunks after the first (backward passes
+    /// run one layer at a time, so one buffer serves all).
+    private static let partialGradients = Matrix()
 
     public init(_ registry: ParameterRegistry, _ name: String, channels: Int, epsilon: Float = 1e-5) {
         self.channels = channels
@@ -33,11 +36,8 @@ public final class LayerNorm {
               Parallel.chunks(rows, elementsPerItem: c) { range in
                 for row in range {
                     let xRow = x.data + row * c, yRow = output.data + row * c
-                    var sum: Float = 0
-                    for i in 0..<c { sum += xRow[i] }
-                    let mu = sum / Float(c)
-                    var squares: Float = 0
-                    for i in 0..<c { let d = xRow[i] - mu; squares += d * d }
+                    let mu = Reductions.sum(xRow, count: c) / Float(c)
+                    let squares = Reductions.sumOfSquares(xRow, shift: mu, count: c)
                     let rstd = 1 / (squares / Float(c) + epsilon).squareRoot()
                     meanBuffer[row] = mu
                     stdBuffer[row] = rstd
@@ -50,21 +50,65 @@ public final class LayerNorm {
     }
 
     /// dγ += Σ dy x̂, dβ += Σ dy, dx = rstd (dy γ − mean(dy γ) − x̂ mean(dy γ x̂)).
+    /// Rows are split over the rank's threads; each chunk but the first sums dγ, dβ into
+    /// its own partial buffer, added in chunk order after.
     public func backward(_ dy: Matrix, _ store: ParameterStore) -> Matrix {
         let x = input!, rows = x.rows, c = channels
         inputGradient.resize(rows: rows, columns: c)
         let gamma = store.pointer(weight), dGamma = store.gradient(weight), dBeta = store.gradient(bias)
-        for row in 0..<rows {
-            let xRow = x.data + row * c, gRow = dy.data + row * c, dxRow = inputGradient.data + row * c
-            let mu = mean[row], rstd = inverseStd[row]
-            var meanNorm: Float = 0, meanNormXhat: Float = 0
-            for i in 0..<c {
+        let pieces = Parallel.pieceCount(rows, elementsPerItem: c)
+        Self.partialGradients.resize(rows: pieces - 1, columns: 2 * c)
+        let partials = Self.partialGradients.data
+        mean.withUnsafeBufferPointer { means in
+            inverseStd.withUnsafeBufferPointer { inverseStds in
+                Parallel.pieces(rows, elementsPerItem: c) { piece, range in
+                    let gammaGradient = piece == 0 ? dGamma : partials + 2 * c * (piece - 1)
+                    let betaGradient = piece == 0 ? dBeta : gammaGradient + c
+                    if piece > 0 { gammaGradient.update(repeating: 0, count: 2 * c) }
+                    Self.backwardRows(range, x: x.data, dy: dy.data, dx: inputGradient.data, channels: c,
+                                      means: means.baseAddress!, inverseStds: inverseStds.baseAddress!, gamma: gamma,
+                                      dGamma: gammaGradient, dBeta: betaGradient)
+                }
+            }
+        }
+        for piece in 1..<max(pieces, 1) {
+            let partial = partials + 2 * c * (piece - 1)
+            Elementwise.accumulate(dGamma, partial, count: c)
+            Elementwise.accumulate(dBeta, partial + c, count: c)
+        }
+        return inputGradient
+    }
+
+    @inline(__always)
+    private static func backwardRows(_ rows: Range<Int>, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                                     dx: UnsafeMutablePointer<Float>, channels c: Int, means: UnsafePointer<Float>,
+                                     inverseStds: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+                                     dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>) {
+        for row in rows {
+            let xRow = x + row * c, gRow = dy + row * c, dxRow = dx + row * c
+            let mu = means[row], rstd = inverseStds[row]
+            let muLanes = SIMD8<Float>(repeating: mu), rstdLanes = SIMD8<Float>(repeating: rstd)
+            var normLanes = SIMD8<Float>.zero, normXhatLanes = SIMD8<Float>.zero
+            var i = 0
+            while i + 8 <= c {
+                let g = Reductions.load(gRow + i)
+                let xhat = (Reductions.load(xRow + i) - muLanes) * rstdLanes
+                let dnorm = g * Reductions.load(gamma + i)
+                normLanes += dnorm
+                normXhatLanes.addProduct(dnorm, xhat)
+                Reductions.store(Reductions.load(dGamma + i).addingProduct(g, xhat), dGamma + i)
+                Reductions.store(Reductions.load(dBeta + i) + g, dBeta + i)
+                i += 8
+            }
+            var meanNorm = normLanes.sum(), meanNormXhat = normXhatLanes.sum()
+            while i < c {
                 let xhat = (xRow[i] - mu) * rstd
                 let dnorm = gRow[i] * gamma[i]
                 meanNorm += dnorm
                 meanNormXhat += dnorm * xhat
                 dGamma[i] += gRow[i] * xhat
                 dBeta[i] += gRow[i]
+                i += 1
             }
             meanNorm /= Float(c)
             meanNormXhat /= Float(c)
@@ -73,6 +117,5 @@ public final class LayerNorm {
                 dxRow[i] = rstd * (gRow[i] * gamma[i] - meanNorm - xhat * meanNormXhat)
             }
         }
-        return inputGradient
     }
 }

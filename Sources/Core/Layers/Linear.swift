@@ -23,9 +23,13 @@ public struct Linear {
         }
     }
 
-    /// y (N, O) = x (N, I) Wᵀ + b.
-    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, _ store: ParameterStore) {
+    /// y (N, O) = x (N, I) Wᵀ + b. With `addingBias: false` y = x Wᵀ only, for a caller
+    /// that adds b in its own next pass over y (the feed-forward's Swish) instead of this
+    /// one's extra pass.
+    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, _ store: ParameterStore,
+                        addingBias: Bool = true) {
         if rows == 0 { return }
+        let bias = addingBias ? self.bias : nil
         if let bias {
             let b = store.pointer(bias)
             for row in 0..<rows { (y + row * outputs).update(from: b, count: outputs) }

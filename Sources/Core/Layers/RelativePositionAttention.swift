@@ -124,7 +124,7 @@ public final class RelativePositionAttention {
         probabilities.withUnsafeMutableBufferPointer { allProbabilities in
             let probabilityBase = allProbabilities.baseAddress!
             AttentionWorkers.run(segments, heads: heads, headDimension: d, longest: longest) { utterances, scratch in
-                let sc = scratch.scores, ps = scratch.positionScores, dr = scratch.dropped
+                let sc = scratch.scores, ps = scratch.positionScores, dr = scratch.dropped, mask = scratch.multipliers
                 for b in utterances {
                     let start = segments.start(b), t = segments.length(b)
                     for h in 0..<heads {
@@ -138,8 +138,8 @@ public final class RelativePositionAttention {
                         softmaxRows(a, sc, rows: t, columns: t, scale: scale)
                         var weights = UnsafePointer(a)
                         if dropoutActive {
-                            dr.update(from: a, count: t * t)
-                            attentionDropout.applyAttention(dr, length: t, head: h, utterance: b, context)
+                            attentionDropout.applyAttention(to: dr, from: a, length: t, head: h, utterance: b,
+                                                            multipliers: mask, context)
                             weights = UnsafePointer(dr)
                         }
                         BLAS.sgemm(m: t, n: d, k: t, a: weights, lda: t, b: v.row(start) + column, ldb: c,
@@ -165,15 +165,14 @@ public final class RelativePositionAttention {
         let segments = self.segments
         let (dOutput, dQu, dQv, dK, dV, dContext, dPositions, dNormalized, inputGradient) = Self.shared
         // Through the output dropout (same mask), then out.
-        dOutput.copy(from: dy)
-        outputDropout.apply(dOutput.data, columns: c, segments: segments, context)
+        dOutput.resize(rows: n, columns: c)
+        outputDropout.apply(to: dOutput.data, from: dy.data, columns: c, segments: segments, context)
         dContext.resize(rows: n, columns: c)
         out.backward(dContext.data, dOutput.data, self.context.data, rows: n, store)
 
-        dQu.resizeZeroed(rows: n, columns: c)
-        dQv.resizeZeroed(rows: n, columns: c)
-        dK.resizeZeroed(rows: n, columns: c)
-        dV.resizeZeroed(rows: n, columns: c)
+        // Every (utterance, head) block of dqu, dqv, dk and dv is written exactly once below
+        // (β = 0), so they need no zeroing; only dp sums over utterances.
+        for gradient in [dQu, dQv, dK, dV] { gradient.resize(rows: n, columns: c) }
         let longest = segments.maximumLength
         dPositions.resizeZeroed(rows: longest, columns: c)
         let scale = 1 / Float(c).squareRoot()
@@ -183,6 +182,7 @@ public final class RelativePositionAttention {
             let probabilityBase = allProbabilities.baseAddress!
             AttentionWorkers.run(segments, heads: heads, headDimension: d, longest: longest) { utterances, scratch in
                 let dA = scratch.scores, dS = scratch.positionScores, dropped = scratch.dropped
+                let mask = scratch.multipliers
                 // dp is summed over utterances: each worker but the first sums into its own buffer.
                 let positionGradient = scratch.slot == 0 ? dPositions : scratch.positionGradient(rows: longest, columns: c)
                 for b in utterances {
@@ -192,35 +192,35 @@ public final class RelativePositionAttention {
                         let a = probabilityBase + offsets[b] + h * t * t
                         var weights = UnsafePointer(a)
                         if dropoutActive {
-                            dropped.update(from: a, count: t * t)
-                            attentionDropout.applyAttention(dropped, length: t, head: h, utterance: b, context)
+                            attentionDropout.applyAttention(to: dropped, from: a, length: t, head: h, utterance: b,
+                                                            multipliers: mask, context)
                             weights = UnsafePointer(dropped)
                         }
-                        // dv += A'ᵀ dcontext;  dA' = dcontext vᵀ
+                        // dv = A'ᵀ dcontext;  dA' = dcontext vᵀ
                         BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: weights, lda: t,
-                                   b: dContext.row(start) + column, ldb: c, beta: 1, c: dV.row(start) + column, ldc: c)
+                                   b: dContext.row(start) + column, ldb: c, c: dV.row(start) + column, ldc: c)
                         BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: dContext.row(start) + column, lda: c,
                                    b: v.row(start) + column, ldb: c, c: dA, ldc: t)
                         if dropoutActive {
-                            attentionDropout.applyAttention(dA, length: t, head: h, utterance: b, context)
+                            attentionDropout.applyAttention(to: dA, from: dA, length: t, head: h, utterance: b,
+                                                            multipliers: mask, context)
                         }
                         // dZ = A ⊙ (dA − Σ_j dA A) · scale, in place in dA.
                         for i in 0..<t {
                             let aRow = a + i * t, gRow = dA + i * t
-                            var dot: Float = 0
-                            for j in 0..<t { dot += gRow[j] * aRow[j] }
+                            let dot = Reductions.dot(gRow, aRow, count: t)
                             for j in 0..<t { gRow[j] = aRow[j] * (gRow[j] - dot) * scale }
                         }
-                        // Content term: dqu = dZ k, dk += dZᵀ qu.
+                        // Content term: dqu = dZ k, dk = dZᵀ qu.
                         BLAS.sgemm(m: t, n: d, k: t, a: dA, lda: t, b: k.row(start) + column, ldb: c,
-                                   beta: 1, c: dQu.row(start) + column, ldc: c)
+                                   c: dQu.row(start) + column, ldc: c)
                         BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: dA, lda: t,
-                                   b: qu.row(start) + column, ldb: c, beta: 1, c: dK.row(start) + column, ldc: c)
+                                   b: qu.row(start) + column, ldb: c, c: dK.row(start) + column, ldc: c)
                         // Position term: dS = relshiftᵀ(dZ); dqv = dS p, dp += dSᵀ qv.
                         dS.update(repeating: 0, count: t * t)
                         Self.addRelativeShiftTranspose(dS, dA, length: t)
                         BLAS.sgemm(m: t, n: d, k: t, a: dS, lda: t, b: projectedPositions.data + column, ldb: c,
-                                   beta: 1, c: dQv.row(start) + column, ldc: c)
+                                   c: dQv.row(start) + column, ldc: c)
                         BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: dS, lda: t,
                                    b: qv.row(start) + column, ldb: c, beta: 1, c: positionGradient.data + column, ldc: c)
                     }

@@ -66,12 +66,9 @@ public enum Elementwise {
     /// y = softmax(scale · x) over one row of `count` values.
     @inline(__always)
     public static func softmax(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, scale: Float) {
-        var maximum = -Float.infinity
-        for j in 0..<count { maximum = max(maximum, x[j]) }
+        let maximum = Reductions.maximum(x, count: count)
         for j in 0..<count { y[j] = FastMath.exp((x[j] - maximum) * scale) }
-        var sum: Float = 0
-        for j in 0..<count { sum += y[j] }
-        let inverse = 1 / sum
+        let inverse = 1 / Reductions.sum(y, count: count)
         for j in 0..<count { y[j] *= inverse }
     }
 

@@ -12,14 +12,29 @@ public enum Parallel {
     /// are disjoint, so bodies that write only their own range need no synchronisation.
     @inline(__always)
     public static func chunks(_ count: Int, elementsPerItem: Int = 1, _ body: (Range<Int>) -> Void) {
+        pieces(count, elementsPerItem: elementsPerItem) { _, range in body(range) }
+    }
+
+    /// How many pieces `pieces` splits `count` items into (1 when not worth splitting).
+    @inline(__always)
+    public static func pieceCount(_ count: Int, elementsPerItem: Int = 1) -> Int {
         let threads = BLAS.threadCount
-        guard threads > 1, count * elementsPerItem >= minimumElements, count > 1 else {
-            body(0..<count)
+        guard threads > 1, count * elementsPerItem >= minimumElements, count > 1 else { return 1 }
+        return min(threads, count)
+    }
+
+    /// `chunks` that also passes each chunk's index in 0..<pieceCount(…), for passes that
+    /// keep one partial sum per chunk (parameter gradients) and add them up in order after,
+    /// so the result does not depend on thread timing.
+    @inline(__always)
+    public static func pieces(_ count: Int, elementsPerItem: Int = 1, _ body: (_ piece: Int, Range<Int>) -> Void) {
+        let pieces = pieceCount(count, elementsPerItem: elementsPerItem)
+        guard pieces > 1 else {
+            body(0, 0..<count)
             return
         }
-        let pieces = min(threads, count)
         DispatchQueue.concurrentPerform(iterations: pieces) { piece in
-            body((count * piece / pieces)..<(count * (piece + 1) / pieces))
+            body(piece, (count * piece / pieces)..<(count * (piece + 1) / pieces))
         }
     }
 }

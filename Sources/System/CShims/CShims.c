@@ -1,5 +1,8 @@
 #include "CShims.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+
 MPI_Comm vavl_mpi_comm_world(void) { return MPI_COMM_WORLD; }
 MPI_Comm vavl_mpi_comm_self(void) { return MPI_COMM_SELF; }
 MPI_Datatype vavl_mpi_float(void) { return MPI_FLOAT; }
@@ -43,4 +46,15 @@ const char *vavl_best_openblas_core(void) {
         return "Haswell";
 #endif
     return 0;
+}
+
+void vavl_require_avx2_fma(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return;
+    fputs("vavl: this build's numeric code uses AVX2 and FMA (VAVL_TARGET_CPU=haswell, the default), "
+          "which this CPU lacks; rebuild with `VAVL_TARGET_CPU=x86-64 swift build -c release` "
+          "after `swift package clean`\n", stderr);
+    exit(78);
+#endif
 }

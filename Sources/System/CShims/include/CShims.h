@@ -52,4 +52,8 @@ size_t vavl_h5t_variable(void);
 /// The best OpenBLAS kernel family this CPU runs ("SkylakeX" with AVX-512, "Haswell" with
 /// AVX2 + FMA), or NULL when nothing better than the baseline is available.
 const char *vavl_best_openblas_core(void);
+
+/// Exits with a clear message when the CPU lacks AVX2 or FMA (which a default x86-64
+/// build of the numeric modules uses); a no-op elsewhere.
+void vavl_require_avx2_fma(void);
 #endif
