@@ -16,7 +16,7 @@ struct BenchCommand: ParsableCommand {
         """)
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "OpenBLAS threads per rank.") var threads: Int?
+    @Option(help: "Compute threads per rank (matrix products and elementwise passes).") var threads: Int?
     @Option(help: "Timed iterations.") var iterations = 5
     @Option(help: "Untimed warm-up iterations.") var warmup = 1
     @Flag(help: "Skip the sgemm reference and the inference latencies.") var stepOnly = false
@@ -40,7 +40,7 @@ struct BenchCommand: ParsableCommand {
                 let lengths = (0..<configuration.batchSize).map { _ in 100 + Int(generator.next() % 101) }
                 let result = EncoderBenchmark.run(configuration: configuration, lengths: lengths, repetitions: iterations)
                 guard world.rank == 0 else { return }
-                print(String(format: "Conformer encoder: dim %d, %d heads, %d blocks, kernel %d; %d utterances, %d frames; %d OpenBLAS thread(s)",
+                print(String(format: "Conformer encoder: dim %d, %d heads, %d blocks, kernel %d; %d utterances, %d frames; %d compute thread(s)",
                              configuration.dim, configuration.heads, configuration.acousticBlocks, configuration.convolutionKernel,
                              lengths.count, lengths.reduce(0, +), BLAS.threadCount))
                 print(String(format: "forward: %.3f s, %.1f GFLOP/s", result.forwardSeconds, result.forwardFlops / result.forwardSeconds / 1e9))
@@ -58,7 +58,7 @@ struct BenchCommand: ParsableCommand {
             try world.allreduceMax(&peak)
             guard world.rank == 0 else { return }
             let model = VAVLModel(configuration)
-            print(String(format: "model: %d parameters, dim %d, %d heads, blocks %d+%d+%d; batch %d over %d rank(s) × %d OpenBLAS thread(s)",
+            print(String(format: "model: %d parameters, dim %d, %d heads, blocks %d+%d+%d; batch %d over %d rank(s) × %d compute thread(s)",
                          model.store.parameterCount, configuration.dim, configuration.heads, configuration.acousticBlocks,
                          configuration.visualBlocks, configuration.sharedBlocks, batchSize, world.size, BLAS.threadCount))
             print("per phase (seconds per iteration, rank 0):")

@@ -22,7 +22,7 @@ struct TrainingFlags: ParsableArguments {
     @Option(help: "A partition file in the authors' CSV layout (FileName, …, Split_Set) reassigning the corpus's splits.") var partition: String?
     @Option(help: "Epoch checkpoints to keep besides best and last.") var keep = 3
     @Option(help: "Floats per gradient allreduce bucket.") var bucketSize = 4 << 20
-    @Option(help: "OpenBLAS threads per rank (default: cores ÷ ranks on this host).") var threads: Int?
+    @Option(help: "Compute threads per rank (default: cores ÷ ranks on this host).") var threads: Int?
     @Option(help: "Abort the job when a step takes this many times the recent median step (0 = no stall watchdog).") var stallFactor = 10.0
     @Option(help: "The stall watchdog never fires before this many seconds (0 = no floor).") var stallMinimumSeconds = 60.0
     @Flag(help: "Skip the per-epoch development evaluation.") var noEvaluation = false

@@ -29,6 +29,6 @@ struct InfoCommand: ParsableCommand {
 
     func run() throws {
         let world = Communicator.world
-        print("rank \(world.rank) of \(world.size), OpenBLAS threads \(BLAS.threadCount), kernels \(BLAS.coreName)")
+        print("rank \(world.rank) of \(world.size), compute threads \(BLAS.threadCount) (\(BLAS.threading == .split ? "split products, OpenBLAS single-threaded" : "OpenBLAS threading")), kernels \(BLAS.coreName)")
     }
 }

@@ -1,4 +1,4 @@
-import BLAS
+@testable import BLAS
 import XCTest
 
 final class BLASTests: XCTestCase {
@@ -75,5 +75,52 @@ final class BLASTests: XCTestCase {
         XCTAssertEqual(BLAS.threadCount, 1)
         BLAS.threadCount = original
         XCTAssertEqual(BLAS.threadCount, original)
+    }
+}
+
+/// `sgemm` split into independent single-threaded calls (rows of C, or columns when C is
+/// short and wide) gives what one call gives, for every transpose and leading dimension.
+final class SplitProductTests: XCTestCase {
+    func product(_ transposeA: Transpose, _ transposeB: Transpose, m: Int, n: Int, k: Int, threads: Int) -> [Float] {
+        let saved = BLAS.threadCount
+        BLAS.threadCount = threads
+        defer { BLAS.threadCount = saved }
+        if threads > 1 { XCTAssertEqual(BLAS.splitCount(m: m, n: n, k: k), threads, "the split path must be taken") }
+        let padding = 3
+        let lda = (transposeA == .none ? k : m) + padding, ldb = (transposeB == .none ? n : k) + padding, ldc = n + padding
+        let a = (0..<((transposeA == .none ? m : k) * lda)).map { Float(($0 * 7919) % 23) / 23 - 0.5 }
+        let b = (0..<((transposeB == .none ? k : n) * ldb)).map { Float(($0 * 104_729) % 19) / 19 - 0.5 }
+        var c = (0..<(m * ldc)).map { Float($0 % 5) }
+        c.withUnsafeMutableBufferPointer { cBuffer in
+            BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda,
+                       b: b, ldb: ldb, beta: 0.25, c: cBuffer.baseAddress!, ldc: ldc)
+        }
+        return c
+    }
+
+    func testSplitProductsEqualOneCall() {
+        for (m, n, k) in [(700, 96, 64), (40, 900, 128), (333, 333, 40)] {
+            XCTAssertGreaterThanOrEqual(m * n * k, BLAS.minimumSplitWork)
+            for transposeA in [Transpose.none, .transposed] {
+                for transposeB in [Transpose.none, .transposed] {
+                    let one = product(transposeA, transposeB, m: m, n: n, k: k, threads: 1)
+                    let split = product(transposeA, transposeB, m: m, n: n, k: k, threads: 2)
+                    let largest = zip(one, split).map { abs($0 - $1) }.max() ?? 0
+                    XCTAssertLessThan(largest, 1e-4, "\(m)×\(n)×\(k), A \(transposeA), B \(transposeB)")
+                }
+            }
+        }
+    }
+
+    func testBoundariesCoverTheExtentOnAlignedStarts() {
+        for extent in [64, 65, 100, 1000, 4841] {
+            for pieces in 2...4 {
+                let bounds = (0...pieces).map { BLAS.splitBoundary($0, of: pieces, extent: extent) }
+                XCTAssertEqual(bounds.first, 0)
+                XCTAssertEqual(bounds.last, extent)
+                XCTAssertEqual(bounds, bounds.sorted())
+                XCTAssertTrue(bounds.dropFirst().dropLast().allSatisfy { $0 % BLAS.splitAlignment == 0 })
+            }
+        }
     }
 }

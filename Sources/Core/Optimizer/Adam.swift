@@ -54,11 +54,14 @@ public final class Adam {
             let t = Double(steps[index])
             let stepSize = Float(lr / (1 - pow(Double(beta1), t)))
             let correction2 = Float((1 - pow(Double(beta2), t)).squareRoot())
-            for i in parameter.range {
-                let g = gradients[i] + decay * theta[i]
-                m[i] = beta1 * m[i] + (1 - beta1) * g
-                v[i] = beta2 * v[i] + (1 - beta2) * g * g
-                theta[i] -= stepSize * m[i] / (v[i].squareRoot() / correction2 + epsilon)
+            let first = parameter.range.lowerBound
+            Parallel.chunks(parameter.range.count) { chunk in
+                for i in (first + chunk.lowerBound)..<(first + chunk.upperBound) {
+                    let g = gradients[i] + decay * theta[i]
+                    m[i] = beta1 * m[i] + (1 - beta1) * g
+                    v[i] = beta2 * v[i] + (1 - beta2) * g * g
+                    theta[i] -= stepSize * m[i] / (v[i].squareRoot() / correction2 + epsilon)
+                }
             }
         }
     }

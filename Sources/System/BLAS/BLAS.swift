@@ -1,4 +1,5 @@
 import CBLAS
+import Dispatch
 
 /// Whether a matrix operand of ``BLAS/sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``
 /// is used as stored or transposed.
@@ -40,9 +41,33 @@ public enum BLAS {
             }
             return
         }
-        cblas_sgemm(CblasRowMajor, transposeA.cblas, transposeB.cblas,
-                    Int32(m), Int32(n), Int32(k), alpha,
-                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        let pieces = splitCount(m: m, n: n, k: k)
+        if pieces == 1 {
+            cblas_sgemm(CblasRowMajor, transposeA.cblas, transposeB.cblas,
+                        Int32(m), Int32(n), Int32(k), alpha,
+                        a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            return
+        }
+        // Independent single-threaded calls on blocks of C's rows (or of its columns when C
+        // is short and wide); each packs its own share of the operands, none waits on another.
+        let splitRows = m >= n || n < pieces * splitAlignment
+        let extent = splitRows ? m : n
+        DispatchQueue.concurrentPerform(iterations: pieces) { piece in
+            let start = splitBoundary(piece, of: pieces, extent: extent)
+            let end = splitBoundary(piece + 1, of: pieces, extent: extent)
+            guard end > start else { return }
+            if splitRows {
+                let aStart = transposeA == .none ? a + start * lda : a + start
+                cblas_sgemm(CblasRowMajor, transposeA.cblas, transposeB.cblas,
+                            Int32(end - start), Int32(n), Int32(k), alpha,
+                            aStart, Int32(lda), b, Int32(ldb), beta, c + start * ldc, Int32(ldc))
+            } else {
+                let bStart = transposeB == .none ? b + start : b + start * ldb
+                cblas_sgemm(CblasRowMajor, transposeA.cblas, transposeB.cblas,
+                            Int32(m), Int32(end - start), Int32(k), alpha,
+                            a, Int32(lda), bStart, Int32(ldb), beta, c + start, Int32(ldc))
+            }
+        }
     }
 
     /// `y ← alpha · x + y` over `count` elements. The corresponding C function is `cblas_saxpy`.
@@ -50,12 +75,5 @@ public enum BLAS {
     public static func saxpy(count: Int, alpha: Float, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         if count == 0 { return }
         cblas_saxpy(Int32(count), alpha, x, 1, y, 1)
-    }
-
-    /// The number of threads OpenBLAS uses for one call.
-    /// The corresponding C functions are `openblas_get_num_threads` / `openblas_set_num_threads`.
-    public static var threadCount: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(max(1, newValue))) }
     }
 }

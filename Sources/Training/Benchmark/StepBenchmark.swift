@@ -110,18 +110,22 @@ public final class StepBenchmark {
         }
     }
 
-    /// The machine's sgemm rate: large square matrices with the current OpenBLAS threads.
+    /// The machine's sgemm rate: large square matrices on the rank's threads, the better of
+    /// vavl's split products and OpenBLAS's own threading (the same with one thread).
     public static func sgemmGigaflops(size: Int = 2048, repetitions: Int = 5) -> Double {
         let a = Matrix(rows: size, columns: size), b = Matrix(rows: size, columns: size), c = Matrix(rows: size, columns: size)
         for i in 0..<a.count { a.data[i] = Float(i % 7) * 0.1; b.data[i] = Float(i % 5) * 0.1 }
-        BLAS.sgemm(m: size, n: size, k: size, a: a.data, lda: size, b: b.data, ldb: size, c: c.data, ldc: size)
-        var best = Double.infinity
-        for _ in 0..<repetitions {
-            let start = Profiler.now()
+        func best() -> Double {
             BLAS.sgemm(m: size, n: size, k: size, a: a.data, lda: size, b: b.data, ldb: size, c: c.data, ldc: size)
-            best = min(best, Profiler.now() - start)
+            var best = Double.infinity
+            for _ in 0..<repetitions {
+                let start = Profiler.now()
+                BLAS.sgemm(m: size, n: size, k: size, a: a.data, lda: size, b: b.data, ldb: size, c: c.data, ldc: size)
+                best = min(best, Profiler.now() - start)
+            }
+            return 2 * Double(size * size * size) / best / 1e9
         }
-        return 2 * Double(size * size * size) / best / 1e9
+        return max(best(), BLAS.withOpenBLASThreading { best() })
     }
 
     /// Peak resident memory of this process (getrusage), in MiB.
