@@ -19,8 +19,8 @@ public final class BatchNorm {
     public var inputGradient: Matrix { Self.sharedInputGradient }
     private var input: Matrix?
     private var savedMode: Mode = .training
-    private var mean: [Float]          // (C) statistics used by the last forward
-    private var inverseStd: [Float]    // (C)
+    private let mean: UnsafeMutablePointer<Float>        // (C) statistics used by the last forward
+    private let inverseStd: UnsafeMutablePointer<Float>  // (C)
     private var statistics: [Double]   // (2C + 1) scratch for sums and the reduction
     private var frameCount = 0.0       // global count of frames in the last training forward
 
@@ -35,9 +35,16 @@ public final class BatchNorm {
              registry.buffer("running_var", shape: [channels], initialValue: 1),
              registry.counter("num_batches_tracked"))
         }
-        mean = [Float](repeating: 0, count: channels)
-        inverseStd = [Float](repeating: 0, count: channels)
+        mean = .allocate(capacity: channels)
+        mean.initialize(repeating: 0, count: channels)
+        inverseStd = .allocate(capacity: channels)
+        inverseStd.initialize(repeating: 1, count: channels)
         statistics = [Double](repeating: 0, count: 2 * channels + 1)
+    }
+
+    deinit {
+        mean.deallocate()
+        inverseStd.deallocate()
     }
 
     public func forward(_ x: Matrix, _ context: RunContext) -> Matrix {
@@ -55,12 +62,11 @@ public final class BatchNorm {
             }
         }
         let gamma = store.pointer(weight), beta = store.pointer(bias)
-        mean.withUnsafeBufferPointer { mu in
-            inverseStd.withUnsafeBufferPointer { rstd in
-                for row in 0..<rows {
-                    let xRow = x.data + row * c, yRow = output.data + row * c
-                    for i in 0..<c { yRow[i] = (xRow[i] - mu[i]) * rstd[i] * gamma[i] + beta[i] }
-                }
+        let mu = mean, rstd = inverseStd, y = output.data
+        Parallel.columnBlocks(c, rows: rows) { channels in
+            for row in 0..<rows {
+                let xRow = x.data + row * c, yRow = y + row * c
+                for i in channels { yRow[i] = (xRow[i] - mu[i]) * rstd[i] * gamma[i] + beta[i] }
             }
         }
         return output
@@ -72,12 +78,16 @@ public final class BatchNorm {
             sums.update(repeating: 0)
             // sums[0..<C] = Σx, sums[C..<2C] = Σx², sums[2C] = frame count; Double so that
             // the variance Σx²/n − μ² keeps its precision over thousands of frames.
-            for row in 0..<rows {
-                let xRow = x.data + row * c
-                for i in 0..<c {
-                    let value = Double(xRow[i])
-                    sums[i] += value
-                    sums[c + i] += value * value
+            // Per-channel sums split over threads by channel: the same order as on one thread.
+            let total = sums.baseAddress!
+            Parallel.columnBlocks(c, rows: rows) { channels in
+                for row in 0..<rows {
+                    let xRow = x.data + row * c
+                    for i in channels {
+                        let value = Double(xRow[i])
+                        total[i] += value
+                        total[c + i] += value * value
+                    }
                 }
             }
             sums[2 * c] = Double(rows)
@@ -110,13 +120,17 @@ public final class BatchNorm {
         let gamma = store.pointer(weight), dGamma = store.gradient(weight), dBeta = store.gradient(bias)
         statistics.withUnsafeMutableBufferPointer { sums in
             sums.update(repeating: 0)
-            // sums[0..<C] = Σ dy, sums[C..<2C] = Σ dy x̂.
-            for row in 0..<rows {
-                let xRow = x.data + row * c, gRow = dy.data + row * c
-                for i in 0..<c {
-                    let xhat = (xRow[i] - mean[i]) * inverseStd[i]
-                    sums[i] += Double(gRow[i])
-                    sums[c + i] += Double(gRow[i] * xhat)
+            // sums[0..<C] = Σ dy, sums[C..<2C] = Σ dy x̂, split over threads by channel.
+            let total = sums.baseAddress!
+            let mu = mean, rstd = inverseStd
+            Parallel.columnBlocks(c, rows: rows) { channels in
+                for row in 0..<rows {
+                    let xRow = x.data + row * c, gRow = dy.data + row * c
+                    for i in channels {
+                        let xhat = (xRow[i] - mu[i]) * rstd[i]
+                        total[i] += Double(gRow[i])
+                        total[c + i] += Double(gRow[i] * xhat)
+                    }
                 }
             }
             for i in 0..<c {
@@ -134,12 +148,15 @@ public final class BatchNorm {
             context.reduceStatistics?(sums)
             let n = frameCount
             guard n > 0 else { return }
-            for row in 0..<rows {
-                let xRow = x.data + row * c, gRow = dy.data + row * c, dxRow = inputGradient.data + row * c
-                for i in 0..<c {
-                    let xhat = (xRow[i] - mean[i]) * inverseStd[i]
-                    let meanDy = Float(sums[i] / n), meanDyXhat = Float(sums[c + i] / n)
-                    dxRow[i] = gamma[i] * inverseStd[i] * (gRow[i] - meanDy - xhat * meanDyXhat)
+            let dx = inputGradient.data
+            Parallel.columnBlocks(c, rows: rows) { channels in
+                for row in 0..<rows {
+                    let xRow = x.data + row * c, gRow = dy.data + row * c, dxRow = dx + row * c
+                    for i in channels {
+                        let xhat = (xRow[i] - mu[i]) * rstd[i]
+                        let meanDy = Float(total[i] / n), meanDyXhat = Float(total[c + i] / n)
+                        dxRow[i] = gamma[i] * rstd[i] * (gRow[i] - meanDy - xhat * meanDyXhat)
+                    }
                 }
             }
         }

@@ -71,11 +71,11 @@ public final class ConformerBlock {
         Profiler.measure(.normalization) { gradient.copy(from: norm.backward(dy, context.store)) }
         // The feed-forward modules enter the residual stream scaled by ½, so they see ½ of its gradient.
         halfGradient.resize(rows: dy.rows, columns: dy.columns)
-        for i in 0..<count { halfGradient.data[i] = 0.5 * gradient.data[i] }
+        Elementwise.scale(halfGradient.data, gradient.data, by: 0.5, count: count)
         Profiler.measure(.feedForward) { Elementwise.accumulate(gradient.data, feedForward2.backward(halfGradient, context).data, count: count) }
         Profiler.measure(.convolution) { Elementwise.accumulate(gradient.data, convolution.backward(gradient, context).data, count: count) }
         Profiler.measure(.attention) { Elementwise.accumulate(gradient.data, attention.backward(gradient, context).data, count: count) }
-        for i in 0..<count { halfGradient.data[i] = 0.5 * gradient.data[i] }
+        Elementwise.scale(halfGradient.data, gradient.data, by: 0.5, count: count)
         Profiler.measure(.feedForward) { Elementwise.accumulate(gradient.data, feedForward1.backward(halfGradient, context).data, count: count) }
         inputGradient.copy(from: gradient)
         return inputGradient

@@ -31,14 +31,17 @@ public final class DepthwiseConvolution {
         output.resizeZeroed(rows: x.rows, columns: c)
         let w = store.pointer(weight)
         for channel in 0..<c { for tap in 0..<k { tapMajorWeight[tap * c + channel] = w[channel * k + tap] } }
+        // Channels are independent: split them over the rank's threads.
         tapMajorWeight.withUnsafeBufferPointer { wt in
-            for utterance in 0..<segments.count {
-                let start = segments.start(utterance), length = segments.length(utterance)
-                for t in 0..<length {
-                    let yRow = output.data + (start + t) * c
-                    for tap in max(0, pad - t)..<min(k, length - t + pad) {
-                        let xRow = x.data + (start + t + tap - pad) * c, wRow = wt.baseAddress! + tap * c
-                        for channel in 0..<c { yRow[channel] += wRow[channel] * xRow[channel] }
+            Parallel.columnBlocks(c, rows: x.rows * k) { channels in
+                for utterance in 0..<segments.count {
+                    let start = segments.start(utterance), length = segments.length(utterance)
+                    for t in 0..<length {
+                        let yRow = output.data + (start + t) * c
+                        for tap in max(0, pad - t)..<min(k, length - t + pad) {
+                            let xRow = x.data + (start + t + tap - pad) * c, wRow = wt.baseAddress! + tap * c
+                            for channel in channels { yRow[channel] += wRow[channel] * xRow[channel] }
+                        }
                     }
                 }
             }
@@ -53,17 +56,19 @@ public final class DepthwiseConvolution {
         tapMajorGradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         tapMajorWeight.withUnsafeBufferPointer { wt in
             tapMajorGradient.withUnsafeMutableBufferPointer { gt in
-                for utterance in 0..<segments.count {
-                    let start = segments.start(utterance), length = segments.length(utterance)
-                    for t in 0..<length {
-                        let gRow = dy.data + (start + t) * c
-                        for tap in max(0, pad - t)..<min(k, length - t + pad) {
-                            let source = (start + t + tap - pad) * c
-                            let xRow = x.data + source, dxRow = inputGradient.data + source
-                            let wRow = wt.baseAddress! + tap * c, gwRow = gt.baseAddress! + tap * c
-                            for channel in 0..<c {
-                                dxRow[channel] += wRow[channel] * gRow[channel]
-                                gwRow[channel] += gRow[channel] * xRow[channel]
+                Parallel.columnBlocks(c, rows: x.rows * k) { channels in
+                    for utterance in 0..<segments.count {
+                        let start = segments.start(utterance), length = segments.length(utterance)
+                        for t in 0..<length {
+                            let gRow = dy.data + (start + t) * c
+                            for tap in max(0, pad - t)..<min(k, length - t + pad) {
+                                let source = (start + t + tap - pad) * c
+                                let xRow = x.data + source, dxRow = inputGradient.data + source
+                                let wRow = wt.baseAddress! + tap * c, gwRow = gt.baseAddress! + tap * c
+                                for channel in channels {
+                                    dxRow[channel] += wRow[channel] * gRow[channel]
+                                    gwRow[channel] += gRow[channel] * xRow[channel]
+                                }
                             }
                         }
                     }

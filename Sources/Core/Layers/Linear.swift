@@ -46,10 +46,12 @@ public struct Linear {
         BLAS.sgemm(transposeA: .transposed, m: outputs, n: inputs, k: rows,
                    a: dy, lda: outputs, b: x, ldb: inputs, beta: 1, c: store.gradient(weight), ldc: inputs)
         if let bias {
-            let db = store.gradient(bias)
-            for row in 0..<rows {
-                let dyRow = dy + row * outputs
-                for o in 0..<outputs { db[o] += dyRow[o] }
+            let db = store.gradient(bias), outputs = outputs
+            Parallel.columnBlocks(outputs, rows: rows) { columns in
+                for row in 0..<rows {
+                    let dyRow = dy + row * outputs
+                    for o in columns { db[o] += dyRow[o] }
+                }
             }
         }
         if let dx {

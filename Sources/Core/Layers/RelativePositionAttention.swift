@@ -103,9 +103,11 @@ public final class RelativePositionAttention {
         qu.resize(rows: n, columns: c)
         qv.resize(rows: n, columns: c)
         let u = store.pointer(uBias), vb = store.pointer(vBias)
-        for row in 0..<n {
-            let qRow = q.row(row), quRow = qu.row(row), qvRow = qv.row(row)
-            for i in 0..<c { quRow[i] = qRow[i] + u[i]; qvRow[i] = qRow[i] + vb[i] }
+        Parallel.chunks(n, elementsPerItem: c) { rows in
+            for row in rows {
+                let qRow = q.row(row), quRow = qu.row(row), qvRow = qv.row(row)
+                for i in 0..<c { quRow[i] = qRow[i] + u[i]; qvRow[i] = qRow[i] + vb[i] }
+            }
         }
         // p = pos(PE) for the longest utterance; shorter ones use its first rows.
         let longest = segments.maximumLength
@@ -230,12 +232,14 @@ public final class RelativePositionAttention {
         }
         // u and v_b gradients are column sums of dqu and dqv; dq = dqu + dqv.
         let du = store.gradient(uBias), dvb = store.gradient(vBias)
-        for row in 0..<n {
-            let a = dQu.row(row), b = dQv.row(row)
-            for i in 0..<c {
-                du[i] += a[i]
-                dvb[i] += b[i]
-                a[i] += b[i]
+        Parallel.columnBlocks(c, rows: n) { columns in
+            for row in 0..<n {
+                let a = dQu.row(row), b = dQv.row(row)
+                for i in columns {
+                    du[i] += a[i]
+                    dvb[i] += b[i]
+                    a[i] += b[i]
+                }
             }
         }
         let dq = dQu

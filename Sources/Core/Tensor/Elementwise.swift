@@ -76,12 +76,24 @@ public enum Elementwise {
     @inline(__always)
     public static func addScaled(_ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                                  scale: Float, count: Int) {
-        for i in 0..<count { y[i] = a[i] + scale * b[i] }
+        Parallel.chunks(count) { range in
+            for i in range { y[i] = a[i] + scale * b[i] }
+        }
     }
 
     /// y += scale · x.
     @inline(__always)
     public static func accumulate(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, scale: Float = 1, count: Int) {
-        for i in 0..<count { y[i] += scale * x[i] }
+        Parallel.chunks(count) { range in
+            for i in range { y[i] += scale * x[i] }
+        }
+    }
+
+    /// y = scale · x.
+    @inline(__always)
+    public static func scale(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, by scale: Float, count: Int) {
+        Parallel.chunks(count) { range in
+            for i in range { y[i] = scale * x[i] }
+        }
     }
 }

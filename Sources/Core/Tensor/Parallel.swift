@@ -37,4 +37,20 @@ public enum Parallel {
             body(piece, (count * piece / pieces)..<(count * (piece + 1) / pieces))
         }
     }
+
+    /// Runs `body` on contiguous blocks of the columns `0..<columns` of a (rows, columns)
+    /// pass, in parallel when worthwhile, for passes in which every column is independent
+    /// (per-channel statistics, depthwise filters): each block loops over all rows in the
+    /// serial order, so results equal the one-thread results bit for bit. Blocks start on
+    /// multiples of 16 columns.
+    @inline(__always)
+    public static func columnBlocks(_ columns: Int, rows: Int, _ body: (Range<Int>) -> Void) {
+        let pieces = min(pieceCount(columns, elementsPerItem: rows), columns / 16)
+        guard pieces > 1 else {
+            body(0..<columns)
+            return
+        }
+        func boundary(_ piece: Int) -> Int { piece == pieces ? columns : columns * piece / pieces / 16 * 16 }
+        DispatchQueue.concurrentPerform(iterations: pieces) { piece in body(boundary(piece)..<boundary(piece + 1)) }
+    }
 }
