@@ -61,6 +61,8 @@ struct BenchCommand: ParsableCommand {
             print(String(format: "model: %d parameters, dim %d, %d heads, blocks %d+%d+%d; batch %d over %d rank(s) × %d compute thread(s)",
                          model.store.parameterCount, configuration.dim, configuration.heads, configuration.acousticBlocks,
                          configuration.visualBlocks, configuration.sharedBlocks, batchSize, world.size, BLAS.threadCount))
+            print("BLAS: \(BLAS.libraryPath) (OpenBLAS kernels \(BLAS.coreName)); " +
+                  (BLAS.threading == .split ? "products split over the compute threads" : "OpenBLAS threading"))
             print("per phase (seconds per iteration, rank 0):")
             let sections = Dictionary(uniqueKeysWithValues: result.sections.map { ($0.0, $0.1) })
             for phase in Profiler.Section.phases { print(String(format: "  %-30@ %8.4f", phase.rawValue as NSString, sections[phase] ?? 0)) }

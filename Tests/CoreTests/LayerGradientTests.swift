@@ -146,6 +146,16 @@ final class LayerGradientTests: XCTestCase {
         GradientCheck.assertPasses(layer, "FeedForward, 16 channels")
     }
 
+    /// 20 channels: the depthwise convolution's sixteen-channel register blocks and its tail.
+    func testConvolutionModuleOnTheVectorPath() {
+        let layer = make(columns: 20, outputColumns: 20) { registry in
+            let module = ConvolutionModule(registry, "conv", channels: 20, kernelSize: 7, dropout: 0.2)
+            return ({ x, context in module.forward(x, segments: self.segments, context) },
+                    { dy, context in module.backward(dy, context) })
+        }
+        GradientCheck.assertPasses(layer, "ConvolutionModule, 20 channels")
+    }
+
     func testConvolutionModule() {
         let layer = make(columns: 6, outputColumns: 6) { registry in
             let module = ConvolutionModule(registry, "conv", channels: 6, kernelSize: 5, dropout: 0.2)

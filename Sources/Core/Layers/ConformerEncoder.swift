@@ -24,8 +24,9 @@ public final class ConformerEncoder {
         input = x
         self.segments = segments
         projected.resize(rows: x.rows, columns: configuration.channels)
-        inputProjection.forward(projected.data, x.data, rows: x.rows, context.store)
-        inputDropout.apply(projected.data, columns: projected.columns, segments: segments, context)
+        inputProjection.forward(projected.data, x.data, rows: x.rows, context.store, addingBias: false)
+        inputDropout.apply(projected.data, columns: projected.columns, segments: segments, context,
+                           adding: inputProjection.biasPointer(context.store))
         var hidden = projected
         for block in blocks { hidden = block.forward(hidden, segments: segments, context) }
         return hidden

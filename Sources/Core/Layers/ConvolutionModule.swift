@@ -41,8 +41,8 @@ public final class ConvolutionModule {
         let batchNormalized = batchNorm.forward(convolved, context)
         let activated = swish.forward(batchNormalized)
         output.resize(rows: n, columns: c)
-        pointwise2.forward(output.data, activated.data, rows: n, store)
-        dropout.apply(output.data, columns: c, segments: segments, context)
+        pointwise2.forward(output.data, activated.data, rows: n, store, addingBias: false)
+        dropout.apply(output.data, columns: c, segments: segments, context, adding: pointwise2.biasPointer(store))
         return output
     }
 

@@ -123,11 +123,15 @@ public struct Dropout {
     }
 
     /// Multiplies the (N, C) matrix in place by mask / (1 − p); rows are frames of `segments`.
-    public func apply(_ data: UnsafeMutablePointer<Float>, columns: Int, segments: Segments, _ context: RunContext) {
-        guard isActive(context) else { return }
+    /// With `bias`, first adds it to every row: the epilogue of the linear map before this
+    /// dropout (`Linear.forward(…, addingBias: false)`), in the same pass.
+    public func apply(_ data: UnsafeMutablePointer<Float>, columns: Int, segments: Segments, _ context: RunContext,
+                      adding bias: UnsafePointer<Float>? = nil) {
+        guard isActive(context) || bias != nil else { return }
         forEachRow(columns: columns, segments: segments, context) { row, multipliers in
-            let values = data + row * columns, m = multipliers!
-            for c in 0..<columns { values[c] *= m[c] }
+            let values = data + row * columns
+            if let bias { for c in 0..<columns { values[c] += bias[c] } }
+            if let m = multipliers { for c in 0..<columns { values[c] *= m[c] } }
         }
     }
 

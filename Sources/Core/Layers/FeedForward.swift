@@ -38,7 +38,7 @@ public final class FeedForward {
         hidden.resize(rows: n, columns: linear1.outputs)
         // linear1's bias, Swish and the hidden dropout in one pass over the (N, E·C) activations.
         let width = hidden.columns, pre = preActivation.data, activated = hidden.data
-        let bias = linear1.bias.map { UnsafePointer(store.pointer($0)) }
+        let bias = linear1.biasPointer(store)
         hiddenDropout.forEachRow(columns: width, segments: segments, context) { row, multipliers in
             let x = pre + row * width, y = activated + row * width
             if let b = bias { for i in 0..<width { x[i] += b[i] } }
@@ -49,8 +49,9 @@ public final class FeedForward {
             }
         }
         output.resize(rows: n, columns: linear2.outputs)
-        linear2.forward(output.data, hidden.data, rows: n, store)
-        outputDropout.apply(output.data, columns: output.columns, segments: segments, context)
+        linear2.forward(output.data, hidden.data, rows: n, store, addingBias: false)
+        outputDropout.apply(output.data, columns: output.columns, segments: segments, context,
+                            adding: linear2.biasPointer(store))
         return output
     }
 

@@ -25,7 +25,7 @@ public struct Linear {
 
     /// y (N, O) = x (N, I) Wᵀ + b. With `addingBias: false` y = x Wᵀ only, for a caller
     /// that adds b in its own next pass over y (the feed-forward's Swish) instead of this
-    /// one's extra pass.
+    /// one's extra pass (also the dropouts after linear maps, `Dropout.apply(…, adding:)`).
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, _ store: ParameterStore,
                         addingBias: Bool = true) {
         if rows == 0 { return }
@@ -37,6 +37,11 @@ public struct Linear {
         BLAS.sgemm(transposeB: .transposed, m: rows, n: outputs, k: inputs,
                    a: x, lda: inputs, b: store.pointer(weight), ldb: inputs,
                    beta: bias == nil ? 0 : 1, c: y, ldc: outputs)
+    }
+
+    /// b, for a caller that adds it itself after `forward(…, addingBias: false)`.
+    @inline(__always) public func biasPointer(_ store: ParameterStore) -> UnsafePointer<Float>? {
+        bias.map { UnsafePointer(store.pointer($0)) }
     }
 
     /// dW += dyᵀ x, db += Σ dy, and dx (N, I) = dy W (or += when `accumulate`).

@@ -151,8 +151,8 @@ public final class RelativePositionAttention {
             }
         }
         output.resize(rows: n, columns: c)
-        out.forward(output.data, self.context.data, rows: n, store)
-        outputDropout.apply(output.data, columns: c, segments: segments, context)
+        out.forward(output.data, self.context.data, rows: n, store, addingBias: false)
+        outputDropout.apply(output.data, columns: c, segments: segments, context, adding: out.biasPointer(store))
         return output
     }
 

@@ -5,6 +5,10 @@ import Glibc
 #endif
 
 extension BLAS {
+    /// The file of the library whose `cblas_sgemm` this process calls: OpenBLAS unless another
+    /// BLAS was put first (`LD_PRELOAD=…/libblis.so.4`, as `Scripts/bench-blas.sh` does).
+    public static var libraryPath: String { String(cString: vavl_sgemm_library()) }
+
     /// The kernel family OpenBLAS chose at load time (`openblas_get_corename`).
     public static var coreName: String { String(cString: openblas_get_corename()) }
 

@@ -1,4 +1,7 @@
+#define _GNU_SOURCE
 #include "CShims.h"
+
+#include <dlfcn.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,4 +60,11 @@ void vavl_require_avx2_fma(void) {
           "after `swift package clean`\n", stderr);
     exit(78);
 #endif
+}
+
+const char *vavl_sgemm_library(void) {
+    void *symbol = dlsym(RTLD_DEFAULT, "cblas_sgemm");
+    Dl_info info;
+    if (symbol == 0 || dladdr(symbol, &info) == 0 || info.dli_fname == 0) return "unknown";
+    return info.dli_fname;
 }

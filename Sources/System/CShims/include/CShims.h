@@ -56,4 +56,8 @@ const char *vavl_best_openblas_core(void);
 /// Exits with a clear message when the CPU lacks AVX2 or FMA (which a default x86-64
 /// build of the numeric modules uses); a no-op elsewhere.
 void vavl_require_avx2_fma(void);
+
+/// The shared library that `cblas_sgemm` resolves to in this process (OpenBLAS, or another
+/// BLAS put first with LD_PRELOAD), for benchmark reports.
+const char *vavl_sgemm_library(void);
 #endif
