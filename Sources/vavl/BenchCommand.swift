@@ -51,8 +51,12 @@ struct BenchCommand: ParsableCommand {
             }
             let batchSize = configuration.batchSize
             let benchmark = StepBenchmark(configuration: configuration, batchSize: batchSize, communicator: world)
-            let result = try benchmark.run(iterations: iterations, warmup: warmup, profile: true, overlap: !noOverlap)
-            let sgemm = stepOnly ? 0 : StepBenchmark.sgemmGigaflops()
+            // The sgemm reference is measured between the timed iterations (outside their
+            // timing) and its median used: this VM's speed drifts over a run.
+            var sgemmRates: [Double] = []
+            let result = try benchmark.run(iterations: iterations, warmup: warmup, profile: true, overlap: !noOverlap,
+                                           betweenIterations: stepOnly ? nil : { sgemmRates.append(StepBenchmark.sgemmGigaflops()) })
+            let sgemm = sgemmRates.isEmpty ? 0 : sgemmRates.sorted()[sgemmRates.count / 2]
             let latency = stepOnly || world.rank != 0 ? [] : benchmark.inferenceLatency()
             var peak = [StepBenchmark.peakResidentMiB]
             try world.allreduceMax(&peak)
@@ -79,6 +83,8 @@ struct BenchCommand: ParsableCommand {
             if sgemm > 0 {
                 print(String(format: "machine sgemm (2048², %d thread(s)): %.1f GFLOP/s per rank; step reaches %.0f %% of %d × that",
                              BLAS.threadCount, sgemm, 100 * gflops / (sgemm * Double(world.size)), world.size))
+                print(String(format: "  (median of %d measurements between the timed iterations, %.1f–%.1f)", sgemmRates.count,
+                             sgemmRates.min() ?? 0, sgemmRates.max() ?? 0))
             }
             print(String(format: "allreduce: %.4f s per iteration (%.1f %% of the step)", result.allreduceSeconds,
                          100 * result.allreduceSeconds / result.median))

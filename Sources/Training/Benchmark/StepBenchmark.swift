@@ -54,7 +54,12 @@ public final class StepBenchmark {
 
     /// Runs `warmup` untimed and `iterations` timed iterations; the time of an iteration is
     /// the slowest rank's (a barrier closes each one).
-    public func run(iterations: Int, warmup: Int, profile: Bool, overlap: Bool = true) throws -> Result {
+    /// Times `iterations` iterations after `warmup` untimed ones. `betweenIterations`, if
+    /// given, runs before each timed iteration and after the last, outside the timing (the
+    /// bench measures the machine's sgemm rate there, so that the reference drifts with the
+    /// machine as the steps do).
+    public func run(iterations: Int, warmup: Int, profile: Bool, overlap: Bool = true,
+                    betweenIterations: (() -> Void)? = nil) throws -> Result {
         let model = VAVLModel(configuration)
         model.initialize(seed: configuration.seed)
         let collectives = MPICollectives(communicator: communicator)
@@ -66,6 +71,7 @@ public final class StepBenchmark {
         var seconds: [Double] = []
         var allreduce = 0.0
         for iteration in 0..<(warmup + iterations) {
+            if iteration >= warmup { betweenIterations?() }
             if iteration == warmup {
                 Profiler.reset()
                 Profiler.enabled = profile
@@ -77,6 +83,7 @@ public final class StepBenchmark {
             try communicator.barrier()
             if iteration >= warmup { seconds.append(Profiler.now() - start) }
         }
+        if iterations > 0 { betweenIterations?() }
         Profiler.enabled = false
         return Result(seconds: seconds, sections: Profiler.seconds.map { ($0.0, $0.1 / Double(iterations)) },
                       allreduceSeconds: (collectives.reductionSeconds - allreduce) / Double(iterations),
