@@ -1,8 +1,11 @@
 import BLAS
 
 /// Conv1d I → O with an odd kernel K, no bias, "same" zero padding per utterance:
-/// y[t, o] = Σ_k Σ_i W[o, i, k] x[t + k − K/2, i]. Each tap is one sgemm per utterance on
-/// the rows whose shifted source stays inside that utterance.
+/// y[t, o] = Σ_k Σ_i W[o, i, k] x[t + k − K/2, i]. All taps of all frames are one product
+/// Z = x W_allᵀ (N × K·O, W_all the K tap matrices stacked); each output row then sums its
+/// K shifted rows of Z that stay inside its utterance. The backward scatters dy into dZ the
+/// same way and makes two products, so the batch costs three large sgemm calls instead of
+/// three per tap per utterance.
 public final class TemporalConvolution {
     public let inputs: Int
     public let outputs: Int
@@ -14,6 +17,9 @@ public final class TemporalConvolution {
     private var segments = Segments(offsets: [0])
     private var tapMajorWeight: [Float]    // (K, O, I): tap k is an O × I matrix
     private var tapMajorGradient: [Float]  // (K, O, I)
+    private let tapProducts = Matrix()     // Z (N, K·O): column block k is x W_kᵀ
+    /// dZ of the backward, shared by every instance (one backward at a time).
+    private static let tapGradients = Matrix()
 
     public init(_ registry: ParameterRegistry, _ name: String, inputs: Int, outputs: Int, kernelSize: Int) {
         precondition(kernelSize % 2 == 1, "temporal kernel must be odd for same padding")
@@ -28,62 +34,75 @@ public final class TemporalConvolution {
         tapMajorGradient = [Float](repeating: 0, count: kernelSize * outputs * inputs)
     }
 
-    /// The rows of an utterance of `length` frames where tap `tap` reads inside it:
-    /// output frames `first ..< first + count`, source frames shifted by `tap − K/2`.
-    @inline(__always) private func validFrames(length: Int, tap: Int) -> (first: Int, count: Int) {
-        let shift = tap - kernelSize / 2
-        let first = max(0, -shift), last = min(length, length - shift)
-        return (first, max(0, last - first))
-    }
-
     public func forward(_ x: Matrix, segments: Segments, _ store: ParameterStore) -> Matrix {
         input = x
         self.segments = segments
-        let o = outputs, i = inputs, k = kernelSize
-        output.resizeZeroed(rows: x.rows, columns: o)
+        let o = outputs, i = inputs, k = kernelSize, n = x.rows, width = k * o
+        output.resize(rows: n, columns: o)
         let w = store.pointer(weight)
         for out in 0..<o { for input in 0..<i { for tap in 0..<k {
             tapMajorWeight[(tap * o + out) * i + input] = w[(out * i + input) * k + tap]
         } } }
+        tapProducts.resize(rows: n, columns: width)
         tapMajorWeight.withUnsafeBufferPointer { wt in
-            for utterance in 0..<segments.count {
+            BLAS.sgemm(transposeB: .transposed, m: n, n: width, k: i, a: x.data, lda: i, b: wt.baseAddress!, ldb: i,
+                       c: tapProducts.data, ldc: width)
+        }
+        // y[t] = Σ_k Z[t + k − K/2, block k] over the taps whose source frame is inside the utterance.
+        let z = tapProducts.data, y = output.data
+        Parallel.chunks(segments.count, elementsPerItem: n / max(segments.count, 1) * o * k) { utterances in
+            for utterance in utterances {
                 let start = segments.start(utterance), length = segments.length(utterance)
-                for tap in 0..<k {
-                    let (first, count) = validFrames(length: length, tap: tap)
-                    if count == 0 { continue }
-                    let shift = tap - k / 2
-                    BLAS.sgemm(transposeB: .transposed, m: count, n: o, k: i,
-                               a: x.data + (start + first + shift) * i, lda: i,
-                               b: wt.baseAddress! + tap * o * i, ldb: i,
-                               beta: 1, c: output.data + (start + first) * o, ldc: o)
+                for t in 0..<length {
+                    let yRow = y + (start + t) * o
+                    yRow.update(repeating: 0, count: o)
+                    for tap in 0..<k {
+                        let source = t + tap - k / 2
+                        guard source >= 0, source < length else { continue }
+                        let zRow = z + (start + source) * width + tap * o
+                        for out in 0..<o { yRow[out] += zRow[out] }
+                    }
                 }
             }
         }
         return output
     }
 
-    public func backward(_ dy: Matrix, _ store: ParameterStore) -> Matrix {
-        let x = input!, o = outputs, i = inputs, k = kernelSize
-        inputGradient.resizeZeroed(rows: x.rows, columns: i)
-        tapMajorGradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-        tapMajorWeight.withUnsafeBufferPointer { wt in
-            tapMajorGradient.withUnsafeMutableBufferPointer { gt in
-                for utterance in 0..<segments.count {
-                    let start = segments.start(utterance), length = segments.length(utterance)
+    /// dW += Σ dyᵀ x (per tap) and, unless `needsInputGradient` is false (the input is data),
+    /// dx; returns dx (stale when not formed).
+    @discardableResult
+    public func backward(_ dy: Matrix, _ store: ParameterStore, needsInputGradient: Bool = true) -> Matrix {
+        let x = input!, o = outputs, i = inputs, k = kernelSize, n = x.rows, width = k * o
+        // dZ[s, block k] = dy[s − (k − K/2)] where that output frame is inside the utterance, else 0.
+        let dZ = Self.tapGradients
+        dZ.resize(rows: n, columns: width)
+        let g = dZ.data
+        Parallel.chunks(segments.count, elementsPerItem: n / max(segments.count, 1) * width) { utterances in
+            for utterance in utterances {
+                let start = segments.start(utterance), length = segments.length(utterance)
+                for s in 0..<length {
+                    let gRow = g + (start + s) * width
                     for tap in 0..<k {
-                        let (first, count) = validFrames(length: length, tap: tap)
-                        if count == 0 { continue }
-                        let shift = tap - k / 2
-                        let dyRows = dy.data + (start + first) * o
-                        // dx[shifted] += dy W_k
-                        BLAS.sgemm(m: count, n: i, k: o, a: dyRows, lda: o, b: wt.baseAddress! + tap * o * i, ldb: i,
-                                   beta: 1, c: inputGradient.data + (start + first + shift) * i, ldc: i)
-                        // dW_k += dyᵀ x[shifted]
-                        BLAS.sgemm(transposeA: .transposed, m: o, n: i, k: count, a: dyRows, lda: o,
-                                   b: x.data + (start + first + shift) * i, ldb: i,
-                                   beta: 1, c: gt.baseAddress! + tap * o * i, ldc: i)
+                        let target = s - (tap - k / 2)
+                        if target >= 0, target < length {
+                            (gRow + tap * o).update(from: dy.data + (start + target) * o, count: o)
+                        } else {
+                            (gRow + tap * o).update(repeating: 0, count: o)
+                        }
                     }
                 }
+            }
+        }
+        tapMajorWeight.withUnsafeBufferPointer { wt in
+            tapMajorGradient.withUnsafeMutableBufferPointer { gt in
+                // dx = dZ W_all;  dW_all = dZᵀ x.
+                if needsInputGradient {
+                    inputGradient.resize(rows: n, columns: i)
+                    BLAS.sgemm(m: n, n: i, k: width, a: g, lda: width, b: wt.baseAddress!, ldb: i,
+                               c: inputGradient.data, ldc: i)
+                }
+                BLAS.sgemm(transposeA: .transposed, m: width, n: i, k: n, a: g, lda: width, b: x.data, ldb: i,
+                           c: gt.baseAddress!, ldc: i)
             }
         }
         let dw = store.gradient(weight)

@@ -151,7 +151,8 @@ public final class StepBenchmark {
 ///   (two feed-forward modules) + 4·T·C² (q, k, v, out) + T·C² (pos) + 3·T²·C (content and
 ///   position scores, context) + T·C·2C + T·C·K + T·C² (convolution module)];
 /// - a branch adds the temporal projection T·d_m·P·k_proj and its encoder (I = P);
-/// - training a phase costs 3× its forward (forward, input and weight gradients), the frozen
+/// - training a phase costs 3× its forward (forward, input and weight gradients) but for the
+///   temporal projection, 2× (its input is data: no input gradient is formed), the frozen
 ///   forward of the AV phase 1×; heads are counted with their three linear layers.
 public enum FlopCount {
     static func encoder(_ t: Double, inputs: Int, blocks: Int, _ c: VAVLConfiguration) -> Double {
@@ -161,12 +162,17 @@ public enum FlopCount {
         return t * Double(inputs) * width + Double(blocks) * block
     }
 
-    /// Multiply-adds of one utterance through branch + shared layers.
+    /// Multiply-adds of one utterance's temporal projection (forward).
+    static func projection(_ t: Int, modality: Modality, _ c: VAVLConfiguration) -> Double {
+        let inputs = modality == .audio ? c.audioDimension : c.videoDimension
+        return Double(t) * Double(inputs) * Double(c.projectionDimension) * Double(c.projectionKernel)
+    }
+
+    /// Multiply-adds of one utterance through branch + shared layers (forward).
     static func representation(_ t: Int, modality: Modality, _ c: VAVLConfiguration) -> Double {
         let frames = Double(t)
-        let inputs = modality == .audio ? c.audioDimension : c.videoDimension
         let blocks = modality == .audio ? c.acousticBlocks : c.visualBlocks
-        return frames * Double(inputs) * Double(c.projectionDimension) * Double(c.projectionKernel)
+        return projection(t, modality: modality, c)
             + encoder(frames, inputs: c.projectionDimension, blocks: blocks, c)
             + encoder(frames, inputs: c.dim, blocks: c.sharedBlocks, c)
     }
@@ -184,7 +190,10 @@ public enum FlopCount {
         let headsA = n * (head(inputs: c.dim, outputs: c.outputDimension, c) + (recon ? head(inputs: c.dim, outputs: c.audioDimension, c) : 0))
         let headsV = n * (head(inputs: c.dim, outputs: c.outputDimension, c) + (recon ? head(inputs: c.dim, outputs: c.videoDimension, c) : 0))
         let headAV = n * head(inputs: 2 * c.dim, outputs: c.outputDimension, c)
-        let multiplyAdds = 3 * (audio + headsA) + 3 * (video + headsV) + (audio + video) + 3 * headAV
+        // The projections' input gradients are not formed: one forward's worth less each.
+        let projections = audioLengths.map { projection($0, modality: .audio, c) }.reduce(0, +)
+            + videoLengths.map { projection($0, modality: .video, c) }.reduce(0, +)
+        let multiplyAdds = 3 * (audio + headsA) + 3 * (video + headsV) + (audio + video) + 3 * headAV - projections
         return 2 * multiplyAdds
     }
 }
