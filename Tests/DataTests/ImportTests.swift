@@ -96,7 +96,7 @@ final class ImportTests: CorpusTestCase {
         var options = options(.dimensional)
         options.labelColumns = ["EmoVal", "EmoAct"]
         options.labelRange = 1...5
-        try importCorpus(options)
+        _ = try importCorpus(options)
         let corpus = try Corpus.open(output)
         XCTAssertEqual(corpus.task, .dimensional)
         XCTAssertEqual(corpus.labelNames, ["EmoVal", "EmoAct"])

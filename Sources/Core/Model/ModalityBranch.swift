@@ -21,7 +21,7 @@ public final class ModalityBranch {
     /// Accumulates parameter gradients; the input is data, so no input gradient is formed.
     public func backward(_ dy: Matrix, _ context: RunContext) {
         let dProjected = encoder.backward(dy, context)
-        Profiler.measure(.projection) { projection.backward(dProjected, context.store, needsInputGradient: false) }
+        _ = Profiler.measure(.projection) { projection.backward(dProjected, context.store, needsInputGradient: false) }
     }
 }
 

@@ -19,7 +19,7 @@ final class RankZeroLog {
         guard enabled else { return }
         let path = (directory as NSString).appendingPathComponent("metrics.jsonl")
         metricsPath = path
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         metrics = FileHandle(forWritingAtPath: path)
         metrics?.seekToEndOfFile()
     }
