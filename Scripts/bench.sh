@@ -12,6 +12,8 @@
 # per-utterance one, with 1 and 2 threads. Ratio = best PyTorch median with the same cores ÷
 # this row's median (> 1: Swift is faster). GFLOP/s use the analytic count of useful FLOPs
 # printed by `vavl bench` (valid frames only; formula in Sources/Training/Benchmark/StepBenchmark.swift).
+# "% of sgemm" divides by the machine's sgemm rate (2048², same threads) that `vavl bench`
+# measures between its timed iterations (median), so that it drifts with the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Scripts/mpi.sh
