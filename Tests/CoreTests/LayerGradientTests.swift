@@ -126,43 +126,30 @@ final class LayerGradientTests: XCTestCase {
         GradientCheck.assertPasses(layer, "RelativePositionAttention")
     }
 
+    /// 6 channels reach only the scalar tails; with 16 (hidden 32) the dropout masks and the
+    /// fused bias–Swish–dropout pass take their eight-lane paths.
     func testFeedForward() {
-        let layer = make(columns: 6, outputColumns: 6) { registry in
-            let module = FeedForward(registry, "ff1", channels: 6, expansion: 2, dropout: 0.2)
-            return ({ x, context in module.forward(x, segments: self.segments, context) },
-                    { dy, context in module.backward(dy, context) })
+        for (channels, dropout) in [(6, Float(0.2)), (16, 0.3)] {
+            let layer = make(columns: channels, outputColumns: channels) { registry in
+                let module = FeedForward(registry, "ff1", channels: channels, expansion: 2, dropout: dropout)
+                return ({ x, context in module.forward(x, segments: self.segments, context) },
+                        { dy, context in module.backward(dy, context) })
+            }
+            GradientCheck.assertPasses(layer, "FeedForward, \(channels) channels")
         }
-        GradientCheck.assertPasses(layer, "FeedForward")
     }
 
-    /// 16 channels, hidden 32: the dropout masks and the fused bias–Swish–dropout pass take
-    /// their eight-lane paths (the test above only reaches the scalar tails).
-    func testFeedForwardOnTheVectorPath() {
-        let layer = make(columns: 16, outputColumns: 16) { registry in
-            let module = FeedForward(registry, "ff1", channels: 16, expansion: 2, dropout: 0.3)
-            return ({ x, context in module.forward(x, segments: self.segments, context) },
-                    { dy, context in module.backward(dy, context) })
-        }
-        GradientCheck.assertPasses(layer, "FeedForward, 16 channels")
-    }
-
-    /// 20 channels: the depthwise convolution's sixteen-channel register blocks and its tail.
-    func testConvolutionModuleOnTheVectorPath() {
-        let layer = make(columns: 20, outputColumns: 20) { registry in
-            let module = ConvolutionModule(registry, "conv", channels: 20, kernelSize: 7, dropout: 0.2)
-            return ({ x, context in module.forward(x, segments: self.segments, context) },
-                    { dy, context in module.backward(dy, context) })
-        }
-        GradientCheck.assertPasses(layer, "ConvolutionModule, 20 channels")
-    }
-
+    /// 6 channels: scalar tails only; 20: the depthwise convolution's sixteen-channel
+    /// register blocks and its tail.
     func testConvolutionModule() {
-        let layer = make(columns: 6, outputColumns: 6) { registry in
-            let module = ConvolutionModule(registry, "conv", channels: 6, kernelSize: 5, dropout: 0.2)
-            return ({ x, context in module.forward(x, segments: self.segments, context) },
-                    { dy, context in module.backward(dy, context) })
+        for (channels, kernel) in [(6, 5), (20, 7)] {
+            let layer = make(columns: channels, outputColumns: channels) { registry in
+                let module = ConvolutionModule(registry, "conv", channels: channels, kernelSize: kernel, dropout: 0.2)
+                return ({ x, context in module.forward(x, segments: self.segments, context) },
+                        { dy, context in module.backward(dy, context) })
+            }
+            GradientCheck.assertPasses(layer, "ConvolutionModule, \(channels) channels")
         }
-        GradientCheck.assertPasses(layer, "ConvolutionModule")
     }
 
     func testConformerEncoder() {

@@ -70,15 +70,14 @@ public struct Dropout {
                                                   threshold: UInt32, scale: Float) {
         let lanes = SIMD8<UInt32>(0, 1, 2, 3, 4, 5, 6, 7)
         let limit = SIMD8<UInt32>(repeating: threshold), kept = SIMD8<Float>(repeating: scale)
-        let raw = UnsafeMutableRawPointer(multipliers)
         var block = 0
         while block * 16 + 16 <= count {
             let counters = SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: block * 8)) &+ lanes
             let bits = hash(SIMD8<UInt32>(repeating: rowKey) &+ counters &* 0x9E37_79B9)
             let low = SIMD8<Float>.zero.replacing(with: kept, where: (bits & 0xFFFF) .>= limit)
             let high = SIMD8<Float>.zero.replacing(with: kept, where: (bits &>> 16) .>= limit)
-            raw.storeBytes(of: low, toByteOffset: block * 64, as: SIMD8<Float>.self)
-            raw.storeBytes(of: high, toByteOffset: block * 64 + 32, as: SIMD8<Float>.self)
+            Reductions.store(low, multipliers + block * 16)
+            Reductions.store(high, multipliers + block * 16 + 8)
             block += 1
         }
         for channel in (block * 16)..<count {

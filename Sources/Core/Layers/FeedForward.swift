@@ -43,9 +43,9 @@ public final class FeedForward {
             let x = pre + row * width, y = activated + row * width
             if let b = bias { for i in 0..<width { x[i] += b[i] } }
             if let m = multipliers {
-                for i in 0..<width { y[i] = x[i] * FastMath.sigmoid(x[i]) * m[i] }
+                for i in 0..<width { y[i] = FastMath.swish(x[i]) * m[i] }
             } else {
-                for i in 0..<width { y[i] = x[i] * FastMath.sigmoid(x[i]) }
+                for i in 0..<width { y[i] = FastMath.swish(x[i]) }
             }
         }
         output.resize(rows: n, columns: linear2.outputs)
@@ -63,21 +63,14 @@ public final class FeedForward {
         dHidden.resize(rows: n, columns: linear1.outputs)
         linear2.backward(dHidden.data, dOutput.data, hidden.data, rows: n, store)
         dPreActivation.resize(rows: n, columns: linear1.outputs)
-        // Back through the hidden dropout (same mask) and Swish in one pass:
-        // dpre = dhidden · m · (σ(x) + x σ(x)(1 − σ(x))).
+        // Back through the hidden dropout (same mask) and Swish in one pass: dpre = dhidden · m · swish'(x).
         let width = dHidden.columns, pre = preActivation.data, g = dHidden.data, dPre = dPreActivation.data
         hiddenDropout.forEachRow(columns: width, segments: segments, context) { row, multipliers in
             let x = pre + row * width, dh = g + row * width, dx = dPre + row * width
             if let m = multipliers {
-                for i in 0..<width {
-                    let s = FastMath.sigmoid(x[i])
-                    dx[i] = dh[i] * m[i] * (s + x[i] * s * (1 - s))
-                }
+                for i in 0..<width { dx[i] = dh[i] * m[i] * FastMath.swishDerivative(x[i]) }
             } else {
-                for i in 0..<width {
-                    let s = FastMath.sigmoid(x[i])
-                    dx[i] = dh[i] * (s + x[i] * s * (1 - s))
-                }
+                for i in 0..<width { dx[i] = dh[i] * FastMath.swishDerivative(x[i]) }
             }
         }
         dNormalized.resize(rows: n, columns: linear1.inputs)

@@ -5,7 +5,7 @@ public enum Elementwise {
     /// y = x · σ(x)  (Swish / SiLU), over `count` elements.
     public static func swishForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
         Parallel.chunks(count) { range in
-            for i in range { y[i] = x[i] * FastMath.sigmoid(x[i]) }
+            for i in range { y[i] = FastMath.swish(x[i]) }
         }
     }
 
@@ -13,10 +13,7 @@ public enum Elementwise {
     public static func swishBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
                                      _ x: UnsafePointer<Float>, count: Int) {
         Parallel.chunks(count) { range in
-            for i in range {
-                let s = FastMath.sigmoid(x[i])
-                dx[i] = dy[i] * (s + x[i] * s * (1 - s))
-            }
+            for i in range { dx[i] = dy[i] * FastMath.swishDerivative(x[i]) }
         }
     }
 

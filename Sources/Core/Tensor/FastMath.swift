@@ -25,4 +25,15 @@ public enum FastMath {
 
     @inline(__always)
     public static func sigmoid(_ x: Float) -> Float { 1 / (1 + exp(-x)) }
+
+    /// Swish (SiLU): x σ(x).
+    @inline(__always)
+    public static func swish(_ x: Float) -> Float { x * sigmoid(x) }
+
+    /// d swish / dx = σ(x) + x σ(x)(1 − σ(x)).
+    @inline(__always)
+    public static func swishDerivative(_ x: Float) -> Float {
+        let s = sigmoid(x)
+        return s + x * s * (1 - s)
+    }
 }

@@ -1,4 +1,5 @@
-/// Sums and dot products over contiguous rows, eight lanes at a time. Swift keeps float
+/// Sums and dot products over contiguous rows, eight lanes at a time (and the unaligned
+/// eight-lane load and store the other hand-vectorised loops share). Swift keeps float
 /// addition in program order, so a plain `sum += x[i]` loop runs one add per element with
 /// the latency of each; these keep eight partial sums (the order PyTorch's CPU kernels use
 /// too) and so run at the speed of the loads.
