@@ -70,14 +70,23 @@ struct BenchCommand: ParsableCommand {
             print("per phase (seconds per iteration, rank 0):")
             let sections = Dictionary(uniqueKeysWithValues: result.sections.map { ($0.0, $0.1) })
             for phase in Profiler.Section.phases { print(String(format: "  %-30@ %8.4f", phase.rawValue as NSString, sections[phase] ?? 0)) }
-            print("per layer kind (seconds per iteration, rank 0; the rest is heads, losses, pooling, residuals):")
-            var accounted = 0.0
+            print("per layer kind (seconds per iteration, rank 0; share of the step; threads kept busy;")
+            print("  the rest is heads, losses, pooling, residuals):")
+            let processorSections = Dictionary(uniqueKeysWithValues: result.processorSections.map { ($0.0, $0.1) })
+            var accounted = 0.0, accountedProcessor = 0.0
+            func line(_ name: String, _ wall: Double, _ processor: Double) {
+                print(String(format: "  %-30@ %8.4f  %5.1f %%  %4.2f", name as NSString, wall, 100 * wall / result.median,
+                             wall > 0 ? processor / wall : 0))
+            }
             for kind in Profiler.Section.layerKinds {
                 accounted += sections[kind] ?? 0
-                print(String(format: "  %-30@ %8.4f  %5.1f %%", kind.rawValue as NSString, sections[kind] ?? 0,
-                             100 * (sections[kind] ?? 0) / result.median))
+                accountedProcessor += processorSections[kind] ?? 0
+                line(kind.rawValue, sections[kind] ?? 0, processorSections[kind] ?? 0)
             }
-            print(String(format: "  %-30@ %8.4f", "other" as NSString, max(0, result.median - accounted)))
+            let totalProcessor = result.busyThreads * result.seconds.reduce(0, +) / Double(result.seconds.count)
+            let mean = result.seconds.reduce(0, +) / Double(result.seconds.count)
+            line("other", max(0, mean - accounted), max(0, totalProcessor - accountedProcessor))
+            print(String(format: "threads kept busy over the timed iterations: %.2f of %d", result.busyThreads, BLAS.threadCount))
             let gflops = result.flops / result.median / 1e9
             print(String(format: "useful work: %.1f GFLOP per iteration, %.1f GFLOP/s at the median", result.flops / 1e9, gflops))
             if sgemm > 0 {

@@ -55,8 +55,13 @@ public final class AlgorithmOne {
             let range = model.groups.range(phase)
             model.store.zeroGradients(range)
             context.phase = phase.dropoutKey
-            let started = Profiler.enabled ? Profiler.now() : 0
-            defer { if Profiler.enabled { Profiler.add(phase.profilerSection, Profiler.now() - started) } }
+            let started = Profiler.enabled ? (wall: Profiler.now(), processor: Profiler.processorTime()) : (wall: 0, processor: 0)
+            defer {
+                if Profiler.enabled {
+                    Profiler.add(phase.profilerSection, Profiler.now() - started.wall,
+                                 processorSeconds: Profiler.processorTime() - started.processor)
+                }
+            }
             switch phase {
             case .acoustic: losses[phase] = unimodalPhase(.audio, batch, globalCount: counts.acoustic)
             case .visual: losses[phase] = unimodalPhase(.video, batch, globalCount: counts.visual)

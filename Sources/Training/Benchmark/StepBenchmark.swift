@@ -47,7 +47,13 @@ public final class StepBenchmark {
         public var seconds: [Double]
         public var median: Double { seconds.sorted()[seconds.count / 2] }
         public var minimum: Double { seconds.min() ?? 0 }
+        /// Wall seconds per iteration by section (rank 0).
         public var sections: [(Profiler.Section, Double)]
+        /// CPU seconds per iteration by section, all threads of rank 0.
+        public var processorSections: [(Profiler.Section, Double)]
+        /// CPU seconds of rank 0's threads per wall second over the timed iterations: how
+        /// many threads the step kept busy on average.
+        public var busyThreads: Double
         public var allreduceSeconds: Double
         public var flops: Double
     }
@@ -69,6 +75,7 @@ public final class StepBenchmark {
         let n = audioLengths.count
         let counts = PhaseCounts(acoustic: n, visual: n, audioVisual: n)
         var seconds: [Double] = []
+        var processorSeconds = 0.0
         var allreduce = 0.0
         for iteration in 0..<(warmup + iterations) {
             if iteration >= warmup { betweenIterations?() }
@@ -78,14 +85,20 @@ public final class StepBenchmark {
                 allreduce = collectives.reductionSeconds
             }
             try communicator.barrier()
-            let start = Profiler.now()
+            let start = Profiler.now(), processorStart = Profiler.processorTime()
             try algorithm.iterate(batch, counts: counts, iteration: iteration)
             try communicator.barrier()
-            if iteration >= warmup { seconds.append(Profiler.now() - start) }
+            if iteration >= warmup {
+                seconds.append(Profiler.now() - start)
+                processorSeconds += Profiler.processorTime() - processorStart
+            }
         }
         if iterations > 0 { betweenIterations?() }
         Profiler.enabled = false
-        return Result(seconds: seconds, sections: Profiler.seconds.map { ($0.0, $0.1 / Double(iterations)) },
+        let perIteration = { (sections: [(Profiler.Section, Double)]) in sections.map { ($0.0, $0.1 / Double(iterations)) } }
+        return Result(seconds: seconds, sections: perIteration(Profiler.seconds),
+                      processorSections: perIteration(Profiler.processorSeconds),
+                      busyThreads: processorSeconds / max(seconds.reduce(0, +), 1e-9),
                       allreduceSeconds: (collectives.reductionSeconds - allreduce) / Double(iterations),
                       flops: FlopCount.iteration(configuration, audioLengths: audioLengths, videoLengths: videoLengths))
     }
