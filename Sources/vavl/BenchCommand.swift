@@ -87,6 +87,11 @@ struct BenchCommand: ParsableCommand {
             let mean = result.seconds.reduce(0, +) / Double(result.seconds.count)
             line("other", max(0, mean - accounted), max(0, totalProcessor - accountedProcessor))
             print(String(format: "threads kept busy over the timed iterations: %.2f of %d", result.busyThreads, BLAS.threadCount))
+            if BLAS.threadCount > 1 {
+                print(String(format: "split products: %.3f CPU s per iteration waiting for the slowest piece (shares now %@)",
+                             result.splitWaitingSeconds,
+                             SplitBalance.currentShares.map { String(format: "%.2f", $0) }.joined(separator: "/") as NSString))
+            }
             let gflops = result.flops / result.median / 1e9
             print(String(format: "useful work: %.1f GFLOP per iteration, %.1f GFLOP/s at the median", result.flops / 1e9, gflops))
             if sgemm > 0 {

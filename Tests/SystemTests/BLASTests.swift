@@ -79,8 +79,14 @@ final class BLASTests: XCTestCase {
 }
 
 /// `sgemm` split into independent single-threaded calls (rows of C, or columns when C is
-/// short and wide) gives what one call gives, for every transpose and leading dimension.
+/// short and wide) gives exactly what one call gives, for every transpose and leading
+/// dimension, wherever the balance puts the boundaries.
 final class SplitProductTests: XCTestCase {
+    override func tearDown() {
+        SplitBalance.adapts = true
+        SplitBalance.reset(pieces: 2)
+    }
+
     func product(_ transposeA: Transpose, _ transposeB: Transpose, m: Int, n: Int, k: Int, threads: Int) -> [Float] {
         let saved = BLAS.threadCount
         BLAS.threadCount = threads
@@ -98,28 +104,74 @@ final class SplitProductTests: XCTestCase {
         return c
     }
 
-    func testSplitProductsEqualOneCall() {
-        for (m, n, k) in [(700, 96, 64), (40, 900, 128), (333, 333, 40)] {
+    func testSplitProductsEqualOneCallBitForBitWhateverTheShares() {
+        SplitBalance.adapts = false
+        for (m, n, k) in [(700, 96, 64), (40, 900, 128), (333, 333, 40), (1000, 512, 128)] {
             XCTAssertGreaterThanOrEqual(m * n * k, BLAS.minimumSplitWork)
             for transposeA in [Transpose.none, .transposed] {
                 for transposeB in [Transpose.none, .transposed] {
                     let one = product(transposeA, transposeB, m: m, n: n, k: k, threads: 1)
-                    let split = product(transposeA, transposeB, m: m, n: n, k: k, threads: 2)
-                    let largest = zip(one, split).map { abs($0 - $1) }.max() ?? 0
-                    XCTAssertLessThan(largest, 1e-4, "\(m)×\(n)×\(k), A \(transposeA), B \(transposeB)")
+                    for shares in [[0.5, 0.5], [0.3, 0.7], [0.7, 0.3]] {
+                        SplitBalance.setShares(shares)
+                        let split = product(transposeA, transposeB, m: m, n: n, k: k, threads: 2)
+                        let differing = zip(one, split).filter { $0 != $1 }.count
+                        XCTAssertEqual(differing, 0, "\(m)×\(n)×\(k), A \(transposeA), B \(transposeB), shares \(shares)")
+                    }
                 }
             }
         }
     }
 
-    func testBoundariesCoverTheExtentOnAlignedStarts() {
+    func testBoundariesCoverTheExtentOnAlignedStartsInShareProportion() {
         for extent in [64, 65, 100, 1000, 4841] {
-            for pieces in 2...4 {
-                let bounds = (0...pieces).map { BLAS.splitBoundary($0, of: pieces, extent: extent) }
+            for shares in [[0.5, 0.5], [0.25, 0.75], [0.7, 0.3], [0.2, 0.3, 0.5], [0.25, 0.25, 0.25, 0.25]] {
+                SplitBalance.setShares(shares)
+                let bounds = SplitBalance.boundaries(pieces: shares.count, extent: extent)
+                XCTAssertEqual(bounds.count, shares.count + 1)
                 XCTAssertEqual(bounds.first, 0)
                 XCTAssertEqual(bounds.last, extent)
                 XCTAssertEqual(bounds, bounds.sorted())
                 XCTAssertTrue(bounds.dropFirst().dropLast().allSatisfy { $0 % BLAS.splitAlignment == 0 })
+                var cumulative = 0.0
+                for (piece, share) in shares.dropLast().enumerated() {
+                    cumulative += share
+                    XCTAssertLessThanOrEqual(abs(Double(bounds[piece + 1]) - cumulative * Double(extent)),
+                                             Double(BLAS.splitAlignment) / 2 + 1e-9, "extent \(extent), shares \(shares)")
+                }
+            }
+        }
+    }
+
+    func testSharesMoveTowardTheFasterThreadWithinBounds() {
+        // Piece 0 took twice as long for the same extent: it gets less next time.
+        let slower = SplitBalance.adaptedShares([0.5, 0.5], bounds: [0, 512, 1024], elapsed: [0.02, 0.01])
+        XCTAssertLessThan(slower[0], 0.5)
+        XCTAssertEqual(slower[0] + slower[1], 1, accuracy: 1e-12)
+        // Equal rates keep equal shares; uneven extents at equal rates restore evenness.
+        XCTAssertEqual(SplitBalance.adaptedShares([0.5, 0.5], bounds: [0, 512, 1024], elapsed: [0.01, 0.01]), [0.5, 0.5])
+        let restored = SplitBalance.adaptedShares([0.3, 0.7], bounds: [0, 300, 1000], elapsed: [0.003, 0.007])
+        XCTAssertGreaterThan(restored[0], 0.3)
+        // A stalled piece loses share, but never below half the even share.
+        var stalled = [0.5, 0.5]
+        for _ in 0..<3 {
+            let bounds = [0, Int(stalled[0] * 1024), 1024]
+            stalled = SplitBalance.adaptedShares(stalled, bounds: bounds, elapsed: [10, 0.01])
+            XCTAssertGreaterThanOrEqual(stalled[0], 0.25 - 1e-12)
+        }
+        XCTAssertEqual(stalled[0], 0.25, accuracy: 1e-9)
+        XCTAssertEqual(stalled[1], 0.75, accuracy: 1e-9)
+    }
+
+    func testEveryPieceIsClaimedOnceWhoeverArrives() {
+        for pieces in [2, 3, 4] {
+            // The calling thread first, last, or not at all, and twice (Dispatch may run several
+            // iterations on it).
+            for order in [[true, false, false, false], [false, false, false, true], [false, false, false, false],
+                          [true, true, true, true]] {
+                SplitBalance.beginCall()
+                let claimed = order.prefix(pieces).map { SplitBalance.claimPiece(onCallingThread: $0, pieces: pieces) }
+                XCTAssertEqual(claimed.sorted(), Array(0..<pieces), "order \(order.prefix(pieces))")
+                if order[0] { XCTAssertEqual(claimed[0], 0, "the calling thread takes piece 0") }
             }
         }
     }

@@ -35,9 +35,11 @@ public final class RelativePositionAttention {
     private let context = Matrix()
     private var probabilities: [Float] = []    // Σ_b H T_b², softmax output per utterance and head
     private var probabilityOffsets: [Int] = []  // (B + 1) start of utterance b's H T_b² block
-    /// Backward-only buffers shared by every instance; dPositions is (T_max, C), the rest (N, C).
+    /// Backward-only buffers shared by every instance; dPositions is (T_max, C), the rest (N, C)
+    /// (dPositionsByUtterance holds each utterance's position gradient in its own rows).
     private static let shared = (dOutput: Matrix(), dQu: Matrix(), dQv: Matrix(), dK: Matrix(), dV: Matrix(),
-                                 dContext: Matrix(), dPositions: Matrix(), dNormalized: Matrix(), inputGradient: Matrix())
+                                 dContext: Matrix(), dPositions: Matrix(), dPositionsByUtterance: Matrix(),
+                                 dNormalized: Matrix(), inputGradient: Matrix())
 
     public init(_ registry: ParameterRegistry, _ name: String, channels: Int, heads: Int,
                 attentionDropout: Float, outputDropout: Float, epsilon: Float = 1e-5) {
@@ -125,28 +127,26 @@ public final class RelativePositionAttention {
         let offsets = probabilityOffsets
         probabilities.withUnsafeMutableBufferPointer { allProbabilities in
             let probabilityBase = allProbabilities.baseAddress!
-            AttentionWorkers.run(segments, heads: heads, headDimension: d, longest: longest) { utterances, scratch in
+            AttentionWorkers.run(segments, heads: heads, headDimension: d, longest: longest) { b, scratch in
                 let sc = scratch.scores, ps = scratch.positionScores, dr = scratch.dropped, mask = scratch.multipliers
-                for b in utterances {
-                    let start = segments.start(b), t = segments.length(b)
-                    for h in 0..<heads {
-                        let column = h * d
-                        BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: qu.row(start) + column, lda: c,
-                                   b: k.row(start) + column, ldb: c, c: sc, ldc: t)
-                        BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: qv.row(start) + column, lda: c,
-                                   b: projectedPositions.data + column, ldb: c, c: ps, ldc: t)
-                        Self.addRelativeShift(sc, ps, length: t)
-                        let a = probabilityBase + offsets[b] + h * t * t
-                        softmaxRows(a, sc, rows: t, columns: t, scale: scale)
-                        var weights = UnsafePointer(a)
-                        if dropoutActive {
-                            attentionDropout.applyAttention(to: dr, from: a, length: t, head: h, utterance: b,
-                                                            multipliers: mask, context)
-                            weights = UnsafePointer(dr)
-                        }
-                        BLAS.sgemm(m: t, n: d, k: t, a: weights, lda: t, b: v.row(start) + column, ldb: c,
-                                   c: self.context.row(start) + column, ldc: c)
+                let start = segments.start(b), t = segments.length(b)
+                for h in 0..<heads {
+                    let column = h * d
+                    BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: qu.row(start) + column, lda: c,
+                               b: k.row(start) + column, ldb: c, c: sc, ldc: t)
+                    BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: qv.row(start) + column, lda: c,
+                               b: projectedPositions.data + column, ldb: c, c: ps, ldc: t)
+                    Self.addRelativeShift(sc, ps, length: t)
+                    let a = probabilityBase + offsets[b] + h * t * t
+                    softmaxRows(a, sc, rows: t, columns: t, scale: scale)
+                    var weights = UnsafePointer(a)
+                    if dropoutActive {
+                        attentionDropout.applyAttention(to: dr, from: a, length: t, head: h, utterance: b,
+                                                        multipliers: mask, context)
+                        weights = UnsafePointer(dr)
                     }
+                    BLAS.sgemm(m: t, n: d, k: t, a: weights, lda: t, b: v.row(start) + column, ldb: c,
+                               c: self.context.row(start) + column, ldc: c)
                 }
             }
         }
@@ -165,70 +165,75 @@ public final class RelativePositionAttention {
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let store = context.store, n = dy.rows, c = channels, d = headDimension
         let segments = self.segments
-        let (dOutput, dQu, dQv, dK, dV, dContext, dPositions, dNormalized, inputGradient) = Self.shared
+        let (dOutput, dQu, dQv, dK, dV, dContext, dPositions, dPositionsByUtterance, dNormalized, inputGradient) = Self.shared
         // Through the output dropout (same mask), then out.
         dOutput.resize(rows: n, columns: c)
         outputDropout.apply(to: dOutput.data, from: dy.data, columns: c, segments: segments, context)
         dContext.resize(rows: n, columns: c)
         out.backward(dContext.data, dOutput.data, self.context.data, rows: n, store)
 
-        // Every (utterance, head) block of dqu, dqv, dk and dv is written exactly once below
-        // (β = 0), so they need no zeroing; only dp sums over utterances.
-        for gradient in [dQu, dQv, dK, dV] { gradient.resize(rows: n, columns: c) }
+        // Every (utterance, head) block of dqu, dqv, dk, dv and of the per-utterance position
+        // gradients is written exactly once below (β = 0), so they need no zeroing.
+        for gradient in [dQu, dQv, dK, dV, dPositionsByUtterance] { gradient.resize(rows: n, columns: c) }
         let longest = segments.maximumLength
-        dPositions.resizeZeroed(rows: longest, columns: c)
         let scale = 1 / Float(c).squareRoot()
         let dropoutActive = attentionDropout.isActive(context)
         let offsets = probabilityOffsets
         probabilities.withUnsafeMutableBufferPointer { allProbabilities in
             let probabilityBase = allProbabilities.baseAddress!
-            AttentionWorkers.run(segments, heads: heads, headDimension: d, longest: longest) { utterances, scratch in
+            AttentionWorkers.run(segments, heads: heads, headDimension: d, longest: longest) { b, scratch in
                 let dA = scratch.scores, dS = scratch.positionScores, dropped = scratch.dropped
                 let mask = scratch.multipliers
-                // dp is summed over utterances: each worker but the first sums into its own buffer.
-                let positionGradient = scratch.slot == 0 ? dPositions : scratch.positionGradient(rows: longest, columns: c)
-                for b in utterances {
-                    let start = segments.start(b), t = segments.length(b)
-                    for h in 0..<heads {
-                        let column = h * d
-                        let a = probabilityBase + offsets[b] + h * t * t
-                        var weights = UnsafePointer(a)
-                        if dropoutActive {
-                            attentionDropout.applyAttention(to: dropped, from: a, length: t, head: h, utterance: b,
-                                                            multipliers: mask, context)
-                            weights = UnsafePointer(dropped)
-                        }
-                        // dv = A'ᵀ dcontext;  dA' = dcontext vᵀ
-                        BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: weights, lda: t,
-                                   b: dContext.row(start) + column, ldb: c, c: dV.row(start) + column, ldc: c)
-                        BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: dContext.row(start) + column, lda: c,
-                                   b: v.row(start) + column, ldb: c, c: dA, ldc: t)
-                        if dropoutActive {
-                            attentionDropout.applyAttention(to: dA, from: dA, length: t, head: h, utterance: b,
-                                                            multipliers: mask, context)
-                        }
-                        // dZ = A ⊙ (dA − Σ_j dA A) · scale, in place in dA.
-                        for i in 0..<t {
-                            let aRow = a + i * t, gRow = dA + i * t
-                            let dot = Reductions.dot(gRow, aRow, count: t)
-                            for j in 0..<t { gRow[j] = aRow[j] * (gRow[j] - dot) * scale }
-                        }
-                        // Content term: dqu = dZ k, dk = dZᵀ qu.
-                        BLAS.sgemm(m: t, n: d, k: t, a: dA, lda: t, b: k.row(start) + column, ldb: c,
-                                   c: dQu.row(start) + column, ldc: c)
-                        BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: dA, lda: t,
-                                   b: qu.row(start) + column, ldb: c, c: dK.row(start) + column, ldc: c)
-                        // Position term: dS = relshiftᵀ(dZ); dqv = dS p, dp += dSᵀ qv.
-                        dS.update(repeating: 0, count: t * t)
-                        Self.addRelativeShiftTranspose(dS, dA, length: t)
-                        BLAS.sgemm(m: t, n: d, k: t, a: dS, lda: t, b: projectedPositions.data + column, ldb: c,
-                                   c: dQv.row(start) + column, ldc: c)
-                        BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: dS, lda: t,
-                                   b: qv.row(start) + column, ldb: c, beta: 1, c: positionGradient.data + column, ldc: c)
+                let start = segments.start(b), t = segments.length(b)
+                for h in 0..<heads {
+                    let column = h * d
+                    let a = probabilityBase + offsets[b] + h * t * t
+                    var weights = UnsafePointer(a)
+                    if dropoutActive {
+                        attentionDropout.applyAttention(to: dropped, from: a, length: t, head: h, utterance: b,
+                                                        multipliers: mask, context)
+                        weights = UnsafePointer(dropped)
                     }
+                    // dv = A'ᵀ dcontext;  dA' = dcontext vᵀ
+                    BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: weights, lda: t,
+                               b: dContext.row(start) + column, ldb: c, c: dV.row(start) + column, ldc: c)
+                    BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: dContext.row(start) + column, lda: c,
+                               b: v.row(start) + column, ldb: c, c: dA, ldc: t)
+                    if dropoutActive {
+                        attentionDropout.applyAttention(to: dA, from: dA, length: t, head: h, utterance: b,
+                                                        multipliers: mask, context)
+                    }
+                    // dZ = A ⊙ (dA − Σ_j dA A) · scale, in place in dA.
+                    for i in 0..<t {
+                        let aRow = a + i * t, gRow = dA + i * t
+                        let dot = Reductions.dot(gRow, aRow, count: t)
+                        for j in 0..<t { gRow[j] = aRow[j] * (gRow[j] - dot) * scale }
+                    }
+                    // Content term: dqu = dZ k, dk = dZᵀ qu.
+                    BLAS.sgemm(m: t, n: d, k: t, a: dA, lda: t, b: k.row(start) + column, ldb: c,
+                               c: dQu.row(start) + column, ldc: c)
+                    BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: dA, lda: t,
+                               b: qu.row(start) + column, ldb: c, c: dK.row(start) + column, ldc: c)
+                    // Position term: dS = relshiftᵀ(dZ); dqv = dS p, dp_b = dSᵀ qv (this utterance's
+                    // rows of the per-utterance position gradients).
+                    dS.update(repeating: 0, count: t * t)
+                    Self.addRelativeShiftTranspose(dS, dA, length: t)
+                    BLAS.sgemm(m: t, n: d, k: t, a: dS, lda: t, b: projectedPositions.data + column, ldb: c,
+                               c: dQv.row(start) + column, ldc: c)
+                    BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: dS, lda: t,
+                               b: qv.row(start) + column, ldb: c, c: dPositionsByUtterance.row(start) + column, ldc: c)
                 }
             }
-            AttentionWorkers.addPositionGradients(into: dPositions)
+        }
+        // dp = Σ_b dp_b in utterance order, whichever thread computed each.
+        dPositions.resizeZeroed(rows: longest, columns: c)
+        Parallel.columnBlocks(c, rows: n) { columns in
+            for b in 0..<segments.count {
+                for j in 0..<segments.length(b) {
+                    let source = dPositionsByUtterance.row(segments.start(b) + j), target = dPositions.row(j)
+                    for i in columns { target[i] += source[i] }
+                }
+            }
         }
         // u and v_b gradients are column sums of dqu and dqv; dq = dqu + dqv.
         let du = store.gradient(uBias), dvb = store.gradient(vBias)

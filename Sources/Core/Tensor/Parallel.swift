@@ -7,6 +7,10 @@ import Dispatch
 public enum Parallel {
     /// Below this many elements a pass is not worth splitting.
     public static let minimumElements = 1 << 17
+    /// Row-wise passes are cut into this many pieces per thread, and Dispatch hands each piece
+    /// to whichever thread is free: on virtual machines each core's speed drifts on its own,
+    /// and with one piece per thread the faster thread waited for the slower one.
+    public static let piecesPerThread = 4
 
     /// Runs `body` on contiguous chunks of `0..<count` (in parallel when worthwhile). Chunks
     /// are disjoint, so bodies that write only their own range need no synchronisation.
@@ -15,12 +19,19 @@ public enum Parallel {
         pieces(count, elementsPerItem: elementsPerItem) { _, range in body(range) }
     }
 
-    /// How many pieces `pieces` splits `count` items into (1 when not worth splitting).
+    /// How many pieces `pieces` splits `count` items into (1 when not worth splitting). It
+    /// depends on the sizes and the thread count only, never on timing.
     @inline(__always)
     public static func pieceCount(_ count: Int, elementsPerItem: Int = 1) -> Int {
+        min(threadsWorthUsing(count, elementsPerItem: elementsPerItem) * piecesPerThread, count)
+    }
+
+    /// The rank's thread count, or 1 when the pass is too small to split.
+    @inline(__always)
+    static func threadsWorthUsing(_ count: Int, elementsPerItem: Int) -> Int {
         let threads = BLAS.threadCount
         guard threads > 1, count * elementsPerItem >= minimumElements, count > 1 else { return 1 }
-        return min(threads, count)
+        return threads
     }
 
     /// `chunks` that also passes each chunk's index in 0..<pieceCount(…), for passes that
@@ -45,7 +56,9 @@ public enum Parallel {
     /// multiples of 16 columns.
     @inline(__always)
     public static func columnBlocks(_ columns: Int, rows: Int, _ body: (Range<Int>) -> Void) {
-        let pieces = min(pieceCount(columns, elementsPerItem: rows), columns / 16)
+        // One block per thread: each block walks every row touching only its columns, and
+        // finer blocks would make those walks sparser.
+        let pieces = min(threadsWorthUsing(columns, elementsPerItem: rows), columns / 16)
         guard pieces > 1 else {
             body(0..<columns)
             return

@@ -1,5 +1,8 @@
 import CBLAS
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Whether a matrix operand of ``BLAS/sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``
 /// is used as stored or transposed.
@@ -50,11 +53,16 @@ public enum BLAS {
         }
         // Independent single-threaded calls on blocks of C's rows (or of its columns when C
         // is short and wide); each packs its own share of the operands, none waits on another.
+        // The blocks follow the threads' measured speeds (`SplitBalance`).
         let splitRows = m >= n || n < pieces * splitAlignment
-        let extent = splitRows ? m : n
-        DispatchQueue.concurrentPerform(iterations: pieces) { piece in
-            let start = splitBoundary(piece, of: pieces, extent: extent)
-            let end = splitBoundary(piece + 1, of: pieces, extent: extent)
+        let bounds = SplitBalance.boundaries(pieces: pieces, extent: splitRows ? m : n)
+        let caller = pthread_self()
+        SplitBalance.beginCall()
+        let callStart = SplitBalance.now()
+        DispatchQueue.concurrentPerform(iterations: pieces) { _ in
+            let piece = SplitBalance.claimPiece(onCallingThread: pthread_equal(pthread_self(), caller) != 0, pieces: pieces)
+            let start = bounds[piece], end = bounds[piece + 1]
+            defer { SplitBalance.finished(piece: piece) }
             guard end > start else { return }
             if splitRows {
                 let aStart = transposeA == .none ? a + start * lda : a + start
@@ -68,6 +76,7 @@ public enum BLAS {
                             a, Int32(lda), bStart, Int32(ldb), beta, c + start, Int32(ldc))
             }
         }
+        SplitBalance.endCall(start: callStart, bounds: bounds)
     }
 
     /// `y ← alpha · x + y` over `count` elements. The corresponding C function is `cblas_saxpy`.

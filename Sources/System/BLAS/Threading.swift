@@ -66,12 +66,4 @@ extension BLAS {
         guard threads > 1, m * n * k >= minimumSplitWork, max(m, n) >= threads * splitAlignment else { return 1 }
         return threads
     }
-
-    /// Where block `piece` of `pieces` starts along an extent, on a multiple of the alignment.
-    @inlinable
-    static func splitBoundary(_ piece: Int, of pieces: Int, extent: Int) -> Int {
-        if piece >= pieces { return extent }
-        let even = extent * piece / pieces
-        return min(extent, (even + splitAlignment / 2) / splitAlignment * splitAlignment)
-    }
 }

@@ -54,6 +54,9 @@ public final class StepBenchmark {
         /// CPU seconds of rank 0's threads per wall second over the timed iterations: how
         /// many threads the step kept busy on average.
         public var busyThreads: Double
+        /// CPU seconds per iteration that threads of rank 0 spent waiting for the slowest piece
+        /// of a split product (`SplitBalance`).
+        public var splitWaitingSeconds: Double
         public var allreduceSeconds: Double
         public var flops: Double
     }
@@ -83,6 +86,7 @@ public final class StepBenchmark {
                 Profiler.reset()
                 Profiler.enabled = profile
                 allreduce = collectives.reductionSeconds
+                SplitBalance.resetWaiting()
             }
             try communicator.barrier()
             let start = Profiler.now(), processorStart = Profiler.processorTime()
@@ -99,6 +103,7 @@ public final class StepBenchmark {
         return Result(seconds: seconds, sections: perIteration(Profiler.seconds),
                       processorSections: perIteration(Profiler.processorSeconds),
                       busyThreads: processorSeconds / max(seconds.reduce(0, +), 1e-9),
+                      splitWaitingSeconds: SplitBalance.waitingSeconds / Double(max(iterations, 1)),
                       allreduceSeconds: (collectives.reductionSeconds - allreduce) / Double(iterations),
                       flops: FlopCount.iteration(configuration, audioLengths: audioLengths, videoLengths: videoLengths))
     }
