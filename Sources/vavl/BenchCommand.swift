@@ -100,6 +100,15 @@ struct BenchCommand: ParsableCommand {
                 print(String(format: "  (median of %d measurements between the timed iterations, %.1f–%.1f)", sgemmRates.count,
                              sgemmRates.min() ?? 0, sgemmRates.max() ?? 0))
             }
+            // The step's own products: their rate per thread and their share of the CPU time
+            // bound what the step can reach (rank 0).
+            let stepProcessor = result.busyThreads * result.seconds.reduce(0, +) / Double(result.seconds.count)
+            let productRate = 2 * result.productMultiplyAdds / max(result.productSeconds, 1e-9) / 1e9
+            print(String(format: "sgemm calls of the step: %.1f GFLOP at %.1f GFLOP/s per thread%@, %.0f %% of the step's CPU time",
+                             2 * result.productMultiplyAdds / 1e9, productRate,
+                             sgemm > 0 ? String(format: " (%.0f %% of the machine's per-thread rate)",
+                                                100 * productRate / (sgemm / Double(BLAS.threadCount))) as NSString : "" as NSString,
+                             100 * result.productSeconds / max(stepProcessor, 1e-9)))
             print(String(format: "allreduce: %.4f s per iteration (%.1f %% of the step)", result.allreduceSeconds,
                          100 * result.allreduceSeconds / result.median))
             for (head, seconds) in latency { print(String(format: "inference latency %@: %.2f ms per utterance", head as NSString, seconds * 1000)) }

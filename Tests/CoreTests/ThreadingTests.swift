@@ -53,3 +53,42 @@ final class ThreadingTests: XCTestCase {
         XCTAssertLessThan(difference(two.parameters, one.parameters), 1e-5)
     }
 }
+
+/// `Parallel` uses exactly the threads the rank was given: one thread runs every pass on the
+/// calling thread; more threads cut row passes into pieces that cover the rows once.
+final class ParallelTests: XCTestCase {
+    func withThreads<T>(_ threads: Int, _ body: () -> T) -> T {
+        let saved = BLAS.threadCount
+        BLAS.threadCount = threads
+        defer { BLAS.threadCount = saved }
+        return body()
+    }
+
+    func testOneThreadRunsEveryPassOnTheCallingThread() {
+        let caller = pthread_self()
+        withThreads(1) {
+            XCTAssertEqual(Parallel.pieceCount(1 << 20), 1)
+            var calls = 0
+            Parallel.chunks(1 << 20) { range in
+                calls += 1
+                XCTAssertEqual(range, 0..<(1 << 20))
+                XCTAssertNotEqual(pthread_equal(pthread_self(), caller), 0, "ran on another thread")
+            }
+            XCTAssertEqual(calls, 1)
+        }
+    }
+
+    func testPiecesCoverTheRowsOnceWithSeveralThreads() {
+        withThreads(2) {
+            let count = 100_003
+            let pieces = Parallel.pieceCount(count, elementsPerItem: 8)
+            XCTAssertEqual(pieces, 2 * Parallel.piecesPerThread)
+            let seen = UnsafeMutablePointer<Int32>.allocate(capacity: count)
+            defer { seen.deallocate() }
+            seen.initialize(repeating: 0, count: count)
+            Parallel.pieces(count, elementsPerItem: 8) { _, range in for row in range { seen[row] += 1 } }
+            XCTAssertTrue(UnsafeBufferPointer(start: seen, count: count).allSatisfy { $0 == 1 })
+            XCTAssertEqual(Parallel.pieceCount(10, elementsPerItem: 8), 1, "small passes stay on one thread")
+        }
+    }
+}

@@ -8,7 +8,7 @@ public final class FeedForward {
     public let outputDropout: Dropout
     public let output = Matrix()
     private var segments = Segments(offsets: [0])
-    private let preActivation = Matrix()  // (N, E·C) linear1 output
+    private let preActivation = Matrix()  // (N, E·C) linear1 output without its bias
     private let hidden = Matrix()         // (N, E·C) after Swish and dropout: linear2's input
 
     /// The backward's gradients, shared by every instance: backward passes run one module
@@ -39,13 +39,15 @@ public final class FeedForward {
         // linear1's bias, Swish and the hidden dropout in one pass over the (N, E·C) activations.
         let width = hidden.columns, pre = preActivation.data, activated = hidden.data
         let bias = linear1.biasPointer(store)
+        // The bias is added on the fly (here and in the backward) rather than stored back
+        // into the pre-activations: one write of (N, E·C) less.
         hiddenDropout.forEachRow(columns: width, segments: segments, context) { row, multipliers in
             let x = pre + row * width, y = activated + row * width
-            if let b = bias { for i in 0..<width { x[i] += b[i] } }
-            if let m = multipliers {
-                for i in 0..<width { y[i] = FastMath.swish(x[i]) * m[i] }
-            } else {
-                for i in 0..<width { y[i] = FastMath.swish(x[i]) }
+            switch (bias, multipliers) {
+            case let (b?, m?): for i in 0..<width { y[i] = FastMath.swish(x[i] + b[i]) * m[i] }
+            case let (b?, nil): for i in 0..<width { y[i] = FastMath.swish(x[i] + b[i]) }
+            case let (nil, m?): for i in 0..<width { y[i] = FastMath.swish(x[i]) * m[i] }
+            case (nil, nil): for i in 0..<width { y[i] = FastMath.swish(x[i]) }
             }
         }
         output.resize(rows: n, columns: linear2.outputs)
@@ -65,12 +67,14 @@ public final class FeedForward {
         dPreActivation.resize(rows: n, columns: linear1.outputs)
         // Back through the hidden dropout (same mask) and Swish in one pass: dpre = dhidden · m · swish'(x).
         let width = dHidden.columns, pre = preActivation.data, g = dHidden.data, dPre = dPreActivation.data
+        let bias = linear1.biasPointer(context.store)
         hiddenDropout.forEachRow(columns: width, segments: segments, context) { row, multipliers in
             let x = pre + row * width, dh = g + row * width, dx = dPre + row * width
-            if let m = multipliers {
-                for i in 0..<width { dx[i] = dh[i] * m[i] * FastMath.swishDerivative(x[i]) }
-            } else {
-                for i in 0..<width { dx[i] = dh[i] * FastMath.swishDerivative(x[i]) }
+            switch (bias, multipliers) {
+            case let (b?, m?): for i in 0..<width { dx[i] = dh[i] * m[i] * FastMath.swishDerivative(x[i] + b[i]) }
+            case let (b?, nil): for i in 0..<width { dx[i] = dh[i] * FastMath.swishDerivative(x[i] + b[i]) }
+            case let (nil, m?): for i in 0..<width { dx[i] = dh[i] * m[i] * FastMath.swishDerivative(x[i]) }
+            case (nil, nil): for i in 0..<width { dx[i] = dh[i] * FastMath.swishDerivative(x[i]) }
             }
         }
         dNormalized.resize(rows: n, columns: linear1.inputs)

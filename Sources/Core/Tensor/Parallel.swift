@@ -23,7 +23,8 @@ public enum Parallel {
     /// depends on the sizes and the thread count only, never on timing.
     @inline(__always)
     public static func pieceCount(_ count: Int, elementsPerItem: Int = 1) -> Int {
-        min(threadsWorthUsing(count, elementsPerItem: elementsPerItem) * piecesPerThread, count)
+        let threads = threadsWorthUsing(count, elementsPerItem: elementsPerItem)
+        return threads == 1 ? 1 : min(threads * piecesPerThread, count)
     }
 
     /// The rank's thread count, or 1 when the pass is too small to split.

@@ -46,9 +46,11 @@ public enum BLAS {
         }
         let pieces = splitCount(m: m, n: n, k: k)
         if pieces == 1 {
-            cblas_sgemm(CblasRowMajor, transposeA.cblas, transposeB.cblas,
-                        Int32(m), Int32(n), Int32(k), alpha,
-                        a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            ProductProfile.measure(m: m, n: n, k: k) {
+                cblas_sgemm(CblasRowMajor, transposeA.cblas, transposeB.cblas,
+                            Int32(m), Int32(n), Int32(k), alpha,
+                            a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            }
             return
         }
         // Independent single-threaded calls on blocks of C's rows (or of its columns when C
@@ -66,14 +68,18 @@ public enum BLAS {
             guard end > start else { return }
             if splitRows {
                 let aStart = transposeA == .none ? a + start * lda : a + start
-                cblas_sgemm(CblasRowMajor, transposeA.cblas, transposeB.cblas,
-                            Int32(end - start), Int32(n), Int32(k), alpha,
-                            aStart, Int32(lda), b, Int32(ldb), beta, c + start * ldc, Int32(ldc))
+                ProductProfile.measure(m: end - start, n: n, k: k) {
+                    cblas_sgemm(CblasRowMajor, transposeA.cblas, transposeB.cblas,
+                                Int32(end - start), Int32(n), Int32(k), alpha,
+                                aStart, Int32(lda), b, Int32(ldb), beta, c + start * ldc, Int32(ldc))
+                }
             } else {
                 let bStart = transposeB == .none ? b + start : b + start * ldb
-                cblas_sgemm(CblasRowMajor, transposeA.cblas, transposeB.cblas,
-                            Int32(m), Int32(end - start), Int32(k), alpha,
-                            a, Int32(lda), bStart, Int32(ldb), beta, c + start, Int32(ldc))
+                ProductProfile.measure(m: m, n: end - start, k: k) {
+                    cblas_sgemm(CblasRowMajor, transposeA.cblas, transposeB.cblas,
+                                Int32(m), Int32(end - start), Int32(k), alpha,
+                                a, Int32(lda), bStart, Int32(ldb), beta, c + start, Int32(ldc))
+                }
             }
         }
         SplitBalance.endCall(start: callStart, bounds: bounds)

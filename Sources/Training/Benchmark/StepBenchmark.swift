@@ -57,6 +57,10 @@ public final class StepBenchmark {
         /// CPU seconds per iteration that threads of rank 0 spent waiting for the slowest piece
         /// of a split product (`SplitBalance`).
         public var splitWaitingSeconds: Double
+        /// CPU seconds per iteration inside OpenBLAS's sgemm on rank 0, summed over threads,
+        /// and the multiply-adds done there (`ProductProfile`).
+        public var productSeconds: Double
+        public var productMultiplyAdds: Double
         public var allreduceSeconds: Double
         public var flops: Double
     }
@@ -87,10 +91,13 @@ public final class StepBenchmark {
                 Profiler.enabled = profile
                 allreduce = collectives.reductionSeconds
                 SplitBalance.resetWaiting()
+                ProductProfile.reset()
             }
             try communicator.barrier()
             let start = Profiler.now(), processorStart = Profiler.processorTime()
+            ProductProfile.enabled = profile && iteration >= warmup
             try algorithm.iterate(batch, counts: counts, iteration: iteration)
+            ProductProfile.enabled = false
             try communicator.barrier()
             if iteration >= warmup {
                 seconds.append(Profiler.now() - start)
@@ -104,6 +111,8 @@ public final class StepBenchmark {
                       processorSections: perIteration(Profiler.processorSeconds),
                       busyThreads: processorSeconds / max(seconds.reduce(0, +), 1e-9),
                       splitWaitingSeconds: SplitBalance.waitingSeconds / Double(max(iterations, 1)),
+                      productSeconds: ProductProfile.seconds / Double(max(iterations, 1)),
+                      productMultiplyAdds: Double(ProductProfile.multiplyAdds) / Double(max(iterations, 1)),
                       allreduceSeconds: (collectives.reductionSeconds - allreduce) / Double(iterations),
                       flops: FlopCount.iteration(configuration, audioLengths: audioLengths, videoLengths: videoLengths))
     }
