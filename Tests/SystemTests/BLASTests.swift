@@ -1,4 +1,5 @@
 @testable import BLAS
+import Dispatch
 import XCTest
 
 final class BLASTests: XCTestCase {
@@ -87,10 +88,14 @@ final class SplitProductTests: XCTestCase {
         SplitBalance.reset(pieces: 2)
     }
 
-    func product(_ transposeA: Transpose, _ transposeB: Transpose, m: Int, n: Int, k: Int, threads: Int) -> [Float] {
-        let saved = BLAS.threadCount
-        BLAS.threadCount = threads
-        defer { BLAS.threadCount = saved }
+    func product(_ transposeA: Transpose, _ transposeB: Transpose, m: Int, n: Int, k: Int, threads: Int,
+                 checkSplit: Bool = true) -> [Float] {
+        if checkSplit {
+            let saved = BLAS.threadCount
+            BLAS.threadCount = threads
+            defer { BLAS.threadCount = saved }
+            return product(transposeA, transposeB, m: m, n: n, k: k, threads: threads, checkSplit: false)
+        }
         if threads > 1 { XCTAssertEqual(BLAS.splitCount(m: m, n: n, k: k), threads, "the split path must be taken") }
         let padding = 3
         let lda = (transposeA == .none ? k : m) + padding, ldb = (transposeB == .none ? n : k) + padding, ldc = n + padding
@@ -122,11 +127,28 @@ final class SplitProductTests: XCTestCase {
         }
     }
 
+    func testConcurrentSplitProductsDoNotDisturbEachOther() {
+        let shapes = [(700, 96, 64), (333, 333, 40), (1000, 512, 128), (40, 900, 128)]
+        let expected = shapes.map { product(.none, .transposed, m: $0.0, n: $0.1, k: $0.2, threads: 1) }
+        let saved = BLAS.threadCount
+        BLAS.threadCount = 2
+        defer { BLAS.threadCount = saved }
+        for _ in 0..<5 {
+            var results = [[Float]](repeating: [], count: shapes.count)
+            results.withUnsafeMutableBufferPointer { slots in
+                DispatchQueue.concurrentPerform(iterations: shapes.count) { index in
+                    let (m, n, k) = shapes[index]
+                    slots[index] = product(.none, .transposed, m: m, n: n, k: k, threads: 2, checkSplit: false)
+                }
+            }
+            XCTAssertEqual(results, expected)
+        }
+    }
+
     func testBoundariesCoverTheExtentOnAlignedStartsInShareProportion() {
         for extent in [64, 65, 100, 1000, 4841] {
             for shares in [[0.5, 0.5], [0.25, 0.75], [0.7, 0.3], [0.2, 0.3, 0.5], [0.25, 0.25, 0.25, 0.25]] {
-                SplitBalance.setShares(shares)
-                let bounds = SplitBalance.boundaries(pieces: shares.count, extent: extent)
+                let bounds = SplitBalance.boundaries(shares: shares, extent: extent)
                 XCTAssertEqual(bounds.count, shares.count + 1)
                 XCTAssertEqual(bounds.first, 0)
                 XCTAssertEqual(bounds.last, extent)
@@ -168,8 +190,8 @@ final class SplitProductTests: XCTestCase {
             // iterations on it).
             for order in [[true, false, false, false], [false, false, false, true], [false, false, false, false],
                           [true, true, true, true]] {
-                SplitBalance.beginCall()
-                let claimed = order.prefix(pieces).map { SplitBalance.claimPiece(onCallingThread: $0, pieces: pieces) }
+                let call = SplitBalance.beginCall(pieces: pieces, extent: 1024)
+                let claimed = order.prefix(pieces).map { call.claimPiece(onCallingThread: $0) }
                 XCTAssertEqual(claimed.sorted(), Array(0..<pieces), "order \(order.prefix(pieces))")
                 if order[0] { XCTAssertEqual(claimed[0], 0, "the calling thread takes piece 0") }
             }

@@ -57,14 +57,12 @@ public enum BLAS {
         // is short and wide); each packs its own share of the operands, none waits on another.
         // The blocks follow the threads' measured speeds (`SplitBalance`).
         let splitRows = m >= n || n < pieces * splitAlignment
-        let bounds = SplitBalance.boundaries(pieces: pieces, extent: splitRows ? m : n)
+        let call = SplitBalance.beginCall(pieces: pieces, extent: splitRows ? m : n)
         let caller = pthread_self()
-        SplitBalance.beginCall()
-        let callStart = SplitBalance.now()
         DispatchQueue.concurrentPerform(iterations: pieces) { _ in
-            let piece = SplitBalance.claimPiece(onCallingThread: pthread_equal(pthread_self(), caller) != 0, pieces: pieces)
-            let start = bounds[piece], end = bounds[piece + 1]
-            defer { SplitBalance.finished(piece: piece) }
+            let piece = call.claimPiece(onCallingThread: pthread_equal(pthread_self(), caller) != 0)
+            let start = call.bounds[piece], end = call.bounds[piece + 1]
+            defer { call.finished(piece: piece) }
             guard end > start else { return }
             if splitRows {
                 let aStart = transposeA == .none ? a + start * lda : a + start
@@ -82,7 +80,7 @@ public enum BLAS {
                 }
             }
         }
-        SplitBalance.endCall(start: callStart, bounds: bounds)
+        SplitBalance.endCall(call)
     }
 
     /// `y ← alpha · x + y` over `count` elements. The corresponding C function is `cblas_saxpy`.

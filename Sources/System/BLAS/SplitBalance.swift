@@ -16,40 +16,44 @@ import Glibc
 /// smoothed and kept within ½…1½ of the even share. Boundaries stay on multiples of
 /// `BLAS.splitAlignment`, where the kernels' tiles start anyway, so every element of C is
 /// computed the same way whatever the shares (tested): only the timing adapts.
-/// `VAVL_SPLIT_BALANCE=even` turns the adaptation off.
+/// `VAVL_SPLIT_BALANCE=even` turns the adaptation off. Each call keeps its own claims and
+/// finish times, and the shares are read and written under a lock, so concurrent callers
+/// cannot disturb each other (the nested products of the attention workers do not split).
 public enum SplitBalance {
     /// Weight of the last call's rates in the next shares.
     static let smoothing = 0.5
-    /// Largest pieces supported (threads per rank).
-    static let maximumPieces = 64
 
-    nonisolated(unsafe) private static var shares: [Double] = [1]
-    nonisolated(unsafe) private static var finishTimes = UnsafeMutablePointer<Double>.allocate(capacity: maximumPieces)
+    /// The shares of the next split product and the idle time so far, behind one lock.
+    private struct State {
+        var shares: [Double] = [1]
+        var waitingSeconds = 0.0
+    }
+    private static let state = Mutex(State())
+
     /// Whether shares adapt; `VAVL_SPLIT_BALANCE=even` keeps even splits (for comparison),
     /// and tests turn it off to force shares.
     nonisolated(unsafe) public static var adapts: Bool = {
         getenv("VAVL_SPLIT_BALANCE").map { String(cString: $0).lowercased() == "even" } != true
     }()
+
     /// CPU seconds participants spent idle, waiting for the last one to finish, summed over
     /// split products since the last ``resetWaiting()``.
-    nonisolated(unsafe) public private(set) static var waitingSeconds = 0.0
-    private static let callerClaimed = Atomic<Bool>(false)
-    private static let nextRole = Atomic<Int>(1)
+    public static var waitingSeconds: Double { state.withLock { $0.waitingSeconds } }
 
-    /// Starts every participant on an even share (also when the thread count changes).
+    public static func resetWaiting() { state.withLock { $0.waitingSeconds = 0 } }
+
+    /// Starts every participant on an even share.
     public static func reset(pieces: Int) {
-        shares = [Double](repeating: 1 / Double(pieces), count: pieces)
+        state.withLock { $0.shares = [Double](repeating: 1 / Double(pieces), count: pieces) }
     }
 
     /// Sets the shares of the next products (normalised); with ``adapts`` off they stay.
     public static func setShares(_ newShares: [Double]) {
         let total = newShares.reduce(0, +)
-        shares = newShares.map { $0 / total }
+        state.withLock { $0.shares = newShares.map { $0 / total } }
     }
 
-    public static var currentShares: [Double] { shares }
-
-    public static func resetWaiting() { waitingSeconds = 0 }
+    public static var currentShares: [Double] { state.withLock { $0.shares } }
 
     @usableFromInline static func now() -> Double {
         var time = timespec()
@@ -57,13 +61,12 @@ public enum SplitBalance {
         return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
     }
 
-    /// Piece boundaries along `extent` for the current shares: `pieces + 1` values from 0 to
+    /// Piece boundaries along `extent` for `shares`: `shares.count + 1` values from 0 to
     /// `extent`, inner ones on multiples of `BLAS.splitAlignment`.
-    @usableFromInline static func boundaries(pieces: Int, extent: Int) -> [Int] {
-        if shares.count != pieces { reset(pieces: pieces) }
+    static func boundaries(shares: [Double], extent: Int) -> [Int] {
         var bounds = [0]
         var cumulative = 0.0
-        for piece in 0..<(pieces - 1) {
+        for piece in 0..<(shares.count - 1) {
             cumulative += shares[piece]
             let aligned = Int((cumulative * Double(extent) / Double(BLAS.splitAlignment)).rounded()) * BLAS.splitAlignment
             bounds.append(min(extent, max(bounds[piece], aligned)))
@@ -72,37 +75,30 @@ public enum SplitBalance {
         return bounds
     }
 
-    /// Before a split call: no participant holds a role yet.
-    @usableFromInline static func beginCall() {
-        callerClaimed.store(false, ordering: .relaxed)
-        nextRole.store(1, ordering: .relaxed)
-    }
-
-    /// The piece a participant computes: 0 for the calling thread, 1… for the others in
-    /// arrival order (if Dispatch runs several iterations on one thread, it takes the next
-    /// free piece; exactly `pieces` claims are made, so every piece is taken once).
-    @usableFromInline static func claimPiece(onCallingThread: Bool, pieces: Int) -> Int {
-        if onCallingThread, callerClaimed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged {
-            return 0
+    /// Starts a split product of `pieces` pieces along `extent`, on the current shares
+    /// (even ones when the piece count changed).
+    @usableFromInline static func beginCall(pieces: Int, extent: Int) -> SplitCall {
+        let shares = state.withLock { state -> [Double] in
+            if state.shares.count != pieces { state.shares = [Double](repeating: 1 / Double(pieces), count: pieces) }
+            return state.shares
         }
-        let role = nextRole.wrappingAdd(1, ordering: .acquiringAndReleasing).oldValue
-        if role < pieces { return role }
-        // The calling thread never came to claim piece 0 (the workers took every iteration).
-        callerClaimed.store(true, ordering: .relaxed)
-        return 0
+        return SplitCall(bounds: boundaries(shares: shares, extent: extent))
     }
 
-    @usableFromInline static func finished(piece: Int) { finishTimes[piece] = now() }
-
-    /// After a split call that started at `start` with `bounds`: the idle time, and the next
-    /// shares from the measured rates.
-    @usableFromInline static func endCall(start: Double, bounds: [Int]) {
-        let pieces = bounds.count - 1
+    /// After `call`: adds its idle time, and moves the shares toward its measured rates.
+    @usableFromInline static func endCall(_ call: SplitCall) {
+        let pieces = call.pieces
         var last = 0.0
-        for piece in 0..<pieces { last = max(last, finishTimes[piece]) }
-        for piece in 0..<pieces { waitingSeconds += last - finishTimes[piece] }
-        guard adapts else { return }
-        shares = adaptedShares(shares, bounds: bounds, elapsed: (0..<pieces).map { finishTimes[$0] - start })
+        for piece in 0..<pieces { last = max(last, call.finishTimes[piece]) }
+        let waiting = (0..<pieces).reduce(0.0) { $0 + last - call.finishTimes[$1] }
+        let elapsed = (0..<pieces).map { call.finishTimes[$0] - call.start }
+        let adapts = self.adapts
+        state.withLock { state in
+            state.waitingSeconds += waiting
+            if adapts && state.shares.count == pieces {
+                state.shares = adaptedShares(state.shares, bounds: call.bounds, elapsed: elapsed)
+            }
+        }
     }
 
     /// The next shares after a call whose piece `i` covered `bounds[i]..<bounds[i + 1]` and
@@ -120,4 +116,41 @@ public enum SplitBalance {
         let sum = next.reduce(0, +)
         return next.map { $0 / sum }
     }
+}
+
+/// One split product in flight: its boundaries, which participant holds which piece, and
+/// when each piece finished.
+@usableFromInline final class SplitCall {
+    @usableFromInline let bounds: [Int]
+    let start: Double
+    let finishTimes: UnsafeMutablePointer<Double>
+    private let callerClaimed = Atomic<Bool>(false)
+    private let nextPiece = Atomic<Int>(1)
+
+    var pieces: Int { bounds.count - 1 }
+
+    init(bounds: [Int]) {
+        self.bounds = bounds
+        finishTimes = .allocate(capacity: bounds.count - 1)
+        finishTimes.initialize(repeating: 0, count: bounds.count - 1)
+        start = SplitBalance.now()
+    }
+
+    deinit { finishTimes.deallocate() }
+
+    /// The piece a participant computes: 0 for the calling thread, 1… for the others in
+    /// arrival order (if Dispatch runs several iterations on one thread, it takes the next
+    /// free piece; exactly `pieces` claims are made, so every piece is taken once).
+    @usableFromInline func claimPiece(onCallingThread: Bool) -> Int {
+        if onCallingThread, callerClaimed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged {
+            return 0
+        }
+        let piece = nextPiece.wrappingAdd(1, ordering: .acquiringAndReleasing).oldValue
+        if piece < pieces { return piece }
+        // The calling thread never came to claim piece 0 (the workers took every iteration).
+        callerClaimed.store(true, ordering: .relaxed)
+        return 0
+    }
+
+    @usableFromInline func finished(piece: Int) { finishTimes[piece] = SplitBalance.now() }
 }
