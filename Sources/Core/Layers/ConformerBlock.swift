@@ -28,9 +28,9 @@ public final class ConformerBlock {
     public let norm: LayerNorm
     private let afterFeedForward1 = Matrix(), afterAttention = Matrix(), afterConvolution = Matrix()
     private let beforeNorm = Matrix()
-    /// The running gradient of the residual stream and its half, shared by every block
-    /// (backward passes run one block at a time).
-    private static let shared = (gradient: Matrix(), halfGradient: Matrix())
+    /// The running gradient of the residual stream, shared by every block (backward passes
+    /// run one block at a time).
+    private static let sharedGradient = Matrix()
     public let inputGradient = Matrix()
 
     public init(_ registry: ParameterRegistry, _ name: String, _ config: ConformerConfiguration) {
@@ -66,17 +66,14 @@ public final class ConformerBlock {
     }
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
-        let count = dy.count
-        let (gradient, halfGradient) = Self.shared
-        Profiler.measure(.normalization) { gradient.copy(from: norm.backward(dy, context.store)) }
-        // The feed-forward modules enter the residual stream scaled by ½, so they see ½ of its gradient.
-        halfGradient.resize(rows: dy.rows, columns: dy.columns)
-        Elementwise.scale(halfGradient.data, gradient.data, by: 0.5, count: count)
-        Profiler.measure(.feedForward) { Elementwise.accumulate(gradient.data, feedForward2.backward(halfGradient, context).data, count: count) }
-        Profiler.measure(.convolution) { Elementwise.accumulate(gradient.data, convolution.backward(gradient, context).data, count: count) }
-        Profiler.measure(.attention) { Elementwise.accumulate(gradient.data, attention.backward(gradient, context).data, count: count) }
-        Elementwise.scale(halfGradient.data, gradient.data, by: 0.5, count: count)
-        Profiler.measure(.feedForward) { Elementwise.accumulate(gradient.data, feedForward1.backward(halfGradient, context).data, count: count) }
+        let gradient = Self.sharedGradient, store = context.store
+        Profiler.measure(.normalization) { norm.backward(dy, store, into: gradient, accumulating: false) }
+        // Each module reads the residual stream's gradient first and adds its dx to it last;
+        // the feed-forward modules enter the stream scaled by ½, so they see ½ of it.
+        Profiler.measure(.feedForward) { feedForward2.backward(gradient, context, scale: 0.5, addingTo: gradient) }
+        Profiler.measure(.convolution) { convolution.backward(gradient, context, addingTo: gradient) }
+        Profiler.measure(.attention) { attention.backward(gradient, context, addingTo: gradient) }
+        Profiler.measure(.feedForward) { feedForward1.backward(gradient, context, scale: 0.5, addingTo: gradient) }
         inputGradient.copy(from: gradient)
         return inputGradient
     }

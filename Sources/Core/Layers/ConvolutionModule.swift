@@ -47,6 +47,16 @@ public final class ConvolutionModule {
     }
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
+        norm.backward(backwardToNormalized(dy, context), context.store)
+    }
+
+    /// The backward with dx added to `target`, which may be `dy` itself (dy is read first).
+    public func backward(_ dy: Matrix, _ context: RunContext, addingTo target: Matrix) {
+        norm.backward(backwardToNormalized(dy, context), context.store, into: target, accumulating: true)
+    }
+
+    /// Everything but the LayerNorm: dL/d(normalized input).
+    private func backwardToNormalized(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let store = context.store, n = dy.rows, c = dy.columns
         let (dOutput, dActivated, dNormalized) = Self.shared
         dOutput.resize(rows: n, columns: c)
@@ -59,6 +69,6 @@ public final class ConvolutionModule {
         let dExpanded = glu.backward(dGated)
         dNormalized.resize(rows: n, columns: c)
         pointwise1.backward(dNormalized.data, dExpanded.data, norm.output.data, rows: n, store)
-        return norm.backward(dNormalized, store)
+        return dNormalized
     }
 }

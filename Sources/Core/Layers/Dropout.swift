@@ -134,17 +134,27 @@ public struct Dropout {
         }
     }
 
-    /// destination = source · mask / (1 − p) (a copy when inactive): the backward's masked
-    /// copy of an incoming gradient in one pass.
+    /// destination = source · mask / (1 − p) · scale (a scaled copy when inactive): the
+    /// backward's masked copy of an incoming gradient in one pass, with the factor the
+    /// module's output was scaled by in the forward (the Conformer block's ½ for its
+    /// feed-forward modules).
     public func apply(to destination: UnsafeMutablePointer<Float>, from source: UnsafePointer<Float>, columns: Int,
-                      segments: Segments, _ context: RunContext) {
+                      segments: Segments, _ context: RunContext, scale: Float = 1) {
         guard isActive(context) else {
-            destination.update(from: source, count: segments.totalRows * columns)
+            if scale == 1 {
+                destination.update(from: source, count: segments.totalRows * columns)
+            } else {
+                Elementwise.scale(destination, source, by: scale, count: segments.totalRows * columns)
+            }
             return
         }
         forEachRow(columns: columns, segments: segments, context) { row, multipliers in
             let out = destination + row * columns, values = source + row * columns, m = multipliers!
-            for c in 0..<columns { out[c] = values[c] * m[c] }
+            if scale == 1 {
+                for c in 0..<columns { out[c] = values[c] * m[c] }
+            } else {
+                for c in 0..<columns { out[c] = values[c] * scale * m[c] }
+            }
         }
     }
 

@@ -58,10 +58,22 @@ public final class FeedForward {
     }
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
+        norm.backward(backwardToNormalized(dy, context, scale: 1), context.store)
+    }
+
+    /// The backward of `scale` · module(x) (the Conformer block's ½), with dx added to
+    /// `target`, which may be `dy` itself (dy is read first): the block's residual stream
+    /// without separate scaling and accumulation passes.
+    public func backward(_ dy: Matrix, _ context: RunContext, scale: Float, addingTo target: Matrix) {
+        norm.backward(backwardToNormalized(dy, context, scale: scale), context.store, into: target, accumulating: true)
+    }
+
+    /// Everything but the LayerNorm: dL/d(normalized input).
+    private func backwardToNormalized(_ dy: Matrix, _ context: RunContext, scale: Float) -> Matrix {
         let store = context.store, n = dy.rows
         let (dHidden, dPreActivation, dOutput, dNormalized) = Self.shared
         dOutput.resize(rows: n, columns: dy.columns)
-        outputDropout.apply(to: dOutput.data, from: dy.data, columns: dy.columns, segments: segments, context)
+        outputDropout.apply(to: dOutput.data, from: dy.data, columns: dy.columns, segments: segments, context, scale: scale)
         dHidden.resize(rows: n, columns: linear1.outputs)
         linear2.backward(dHidden.data, dOutput.data, hidden.data, rows: n, store)
         dPreActivation.resize(rows: n, columns: linear1.outputs)
@@ -79,6 +91,6 @@ public final class FeedForward {
         }
         dNormalized.resize(rows: n, columns: linear1.inputs)
         linear1.backward(dNormalized.data, dPreActivation.data, norm.output.data, rows: n, store)
-        return norm.backward(dNormalized, store)
+        return dNormalized
     }
 }

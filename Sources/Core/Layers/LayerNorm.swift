@@ -53,8 +53,21 @@ public final class LayerNorm {
     /// Rows are split over the rank's threads; each chunk but the first sums dγ, dβ into
     /// its own partial buffer, added in chunk order after.
     public func backward(_ dy: Matrix, _ store: ParameterStore) -> Matrix {
+        backward(dy, store, into: inputGradient, accumulating: false)
+        return inputGradient
+    }
+
+    /// The backward with dx written into `target` (resized), or added to it with
+    /// `accumulating` — a residual stream's gradient, saving the separate pass. `target` may
+    /// not be `dy`.
+    public func backward(_ dy: Matrix, _ store: ParameterStore, into target: Matrix, accumulating: Bool) {
+        precondition(target !== dy, "LayerNorm's backward cannot write dx over dy")
         let x = input!, rows = x.rows, c = channels
-        inputGradient.resize(rows: rows, columns: c)
+        if accumulating {
+            precondition(target.rows == rows && target.columns == c, "accumulating into a (\(target.rows), \(target.columns)) gradient")
+        } else {
+            target.resize(rows: rows, columns: c)
+        }
         let gamma = store.pointer(weight), dGamma = store.gradient(weight), dBeta = store.gradient(bias)
         let pieces = Parallel.pieceCount(rows, elementsPerItem: c)
         Self.partialGradients.resize(rows: pieces - 1, columns: 2 * c)
@@ -65,9 +78,9 @@ public final class LayerNorm {
                     let gammaGradient = piece == 0 ? dGamma : partials + 2 * c * (piece - 1)
                     let betaGradient = piece == 0 ? dBeta : gammaGradient + c
                     if piece > 0 { gammaGradient.update(repeating: 0, count: 2 * c) }
-                    Self.backwardRows(range, x: x.data, dy: dy.data, dx: inputGradient.data, channels: c,
-                                      means: means.baseAddress!, inverseStds: inverseStds.baseAddress!, gamma: gamma,
-                                      dGamma: gammaGradient, dBeta: betaGradient)
+                    Self.backwardRows(range, x: x.data, dy: dy.data, dx: target.data, accumulating: accumulating,
+                                      channels: c, means: means.baseAddress!, inverseStds: inverseStds.baseAddress!,
+                                      gamma: gamma, dGamma: gammaGradient, dBeta: betaGradient)
                 }
             }
         }
@@ -76,12 +89,12 @@ public final class LayerNorm {
             Elementwise.accumulate(dGamma, partial, count: c)
             Elementwise.accumulate(dBeta, partial + c, count: c)
         }
-        return inputGradient
     }
 
     @inline(__always)
     private static func backwardRows(_ rows: Range<Int>, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                                     dx: UnsafeMutablePointer<Float>, channels c: Int, means: UnsafePointer<Float>,
+                                     dx: UnsafeMutablePointer<Float>, accumulating: Bool, channels c: Int,
+                                     means: UnsafePointer<Float>,
                                      inverseStds: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                      dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>) {
         for row in rows {
@@ -112,9 +125,16 @@ public final class LayerNorm {
             }
             meanNorm /= Float(c)
             meanNormXhat /= Float(c)
-            for i in 0..<c {
-                let xhat = (xRow[i] - mu) * rstd
-                dxRow[i] = rstd * (gRow[i] * gamma[i] - meanNorm - xhat * meanNormXhat)
+            if accumulating {
+                for i in 0..<c {
+                    let xhat = (xRow[i] - mu) * rstd
+                    dxRow[i] += rstd * (gRow[i] * gamma[i] - meanNorm - xhat * meanNormXhat)
+                }
+            } else {
+                for i in 0..<c {
+                    let xhat = (xRow[i] - mu) * rstd
+                    dxRow[i] = rstd * (gRow[i] * gamma[i] - meanNorm - xhat * meanNormXhat)
+                }
             }
         }
     }

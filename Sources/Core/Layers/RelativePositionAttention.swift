@@ -163,9 +163,21 @@ public final class RelativePositionAttention {
     }
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
+        let dNormalized = backwardToNormalized(dy, context)
+        norm.backward(dNormalized, context.store, into: inputGradient, accumulating: false)
+        return inputGradient
+    }
+
+    /// The backward with dx added to `target`, which may be `dy` itself (dy is read first).
+    public func backward(_ dy: Matrix, _ context: RunContext, addingTo target: Matrix) {
+        norm.backward(backwardToNormalized(dy, context), context.store, into: target, accumulating: true)
+    }
+
+    /// Everything but the LayerNorm: dL/d(normalized input).
+    private func backwardToNormalized(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let store = context.store, n = dy.rows, c = channels, d = headDimension
         let segments = self.segments
-        let (dOutput, dQu, dQv, dK, dV, dContext, dPositions, dPositionsByUtterance, dNormalized, inputGradient) = Self.shared
+        let (dOutput, dQu, dQv, dK, dV, dContext, dPositions, dPositionsByUtterance, dNormalized, _) = Self.shared
         // Through the output dropout (same mask), then out.
         dOutput.resize(rows: n, columns: c)
         outputDropout.apply(to: dOutput.data, from: dy.data, columns: c, segments: segments, context)
@@ -254,8 +266,6 @@ public final class RelativePositionAttention {
         query.backward(dNormalized.data, dq.data, normalized.data, rows: n, store)
         key.backward(dNormalized.data, accumulate: true, dK.data, normalized.data, rows: n, store)
         value.backward(dNormalized.data, accumulate: true, dV.data, normalized.data, rows: n, store)
-        let dx = norm.backward(dNormalized, store)
-        inputGradient.copy(from: dx)
-        return inputGradient
+        return dNormalized
     }
 }
