@@ -18,6 +18,18 @@ public struct ConformerConfiguration: Sendable, Equatable {
     public init(inputs: Int) { self.inputs = inputs }
 }
 
+/// Where a module on the residual stream writes its last pass: `target` = input + `scale` ·
+/// module(input), the Conformer block's residual sum fused into the module's output dropout.
+public struct ResidualSum {
+    public var scale: Float
+    public var target: Matrix
+
+    public init(scale: Float, target: Matrix) {
+        self.scale = scale
+        self.target = target
+    }
+}
+
 /// One macaron Conformer block:
 /// x += ½ FF1(x);  x += MHSA(x);  x += Conv(x);  x += ½ FF2(x);  x = LayerNorm(x).
 public final class ConformerBlock {
@@ -52,16 +64,19 @@ public final class ConformerBlock {
 
     /// The output matrix belongs to the block's final LayerNorm.
     public func forward(_ x: Matrix, segments: Segments, _ context: RunContext) -> Matrix {
-        let n = x.rows, c = x.columns
-        for stage in [afterFeedForward1, afterAttention, afterConvolution, beforeNorm] { stage.resize(rows: n, columns: c) }
-        let ff1 = Profiler.measure(.feedForward) { feedForward1.forward(x, segments: segments, context) }
-        Elementwise.addScaled(afterFeedForward1.data, x.data, ff1.data, scale: 0.5, count: n * c)
-        let mhsa = Profiler.measure(.attention) { attention.forward(afterFeedForward1, segments: segments, context) }
-        Elementwise.addScaled(afterAttention.data, afterFeedForward1.data, mhsa.data, scale: 1, count: n * c)
-        let conv = Profiler.measure(.convolution) { convolution.forward(afterAttention, segments: segments, context) }
-        Elementwise.addScaled(afterConvolution.data, afterAttention.data, conv.data, scale: 1, count: n * c)
-        let ff2 = Profiler.measure(.feedForward) { feedForward2.forward(afterConvolution, segments: segments, context) }
-        Elementwise.addScaled(beforeNorm.data, afterConvolution.data, ff2.data, scale: 0.5, count: n * c)
+        // Each module's last pass writes the residual sum itself.
+        Profiler.measure(.feedForward) {
+            _ = feedForward1.forward(x, segments: segments, context, residual: ResidualSum(scale: 0.5, target: afterFeedForward1))
+        }
+        Profiler.measure(.attention) {
+            _ = attention.forward(afterFeedForward1, segments: segments, context, residual: ResidualSum(scale: 1, target: afterAttention))
+        }
+        Profiler.measure(.convolution) {
+            _ = convolution.forward(afterAttention, segments: segments, context, residual: ResidualSum(scale: 1, target: afterConvolution))
+        }
+        Profiler.measure(.feedForward) {
+            _ = feedForward2.forward(afterConvolution, segments: segments, context, residual: ResidualSum(scale: 0.5, target: beforeNorm))
+        }
         return Profiler.measure(.normalization) { norm.forward(beforeNorm, context.store) }
     }
 

@@ -30,7 +30,9 @@ public final class ConvolutionModule {
         }
     }
 
-    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext) -> Matrix {
+    /// With `residual`, the last pass writes `residual.target` = x + scale · module(x)
+    /// instead of the module's output, and returns it.
+    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext, residual: ResidualSum? = nil) -> Matrix {
         let store = context.store, n = x.rows, c = x.columns
         self.segments = segments
         let normalized = norm.forward(x, store)
@@ -42,6 +44,12 @@ public final class ConvolutionModule {
         let activated = swish.forward(batchNormalized)
         output.resize(rows: n, columns: c)
         pointwise2.forward(output.data, activated.data, rows: n, store, addingBias: false)
+        if let residual {
+            residual.target.resize(rows: n, columns: c)
+            dropout.applyResidual(output.data, columns: c, segments: segments, context, adding: pointwise2.biasPointer(store),
+                                  scale: residual.scale, residual: x.data, into: residual.target.data)
+            return residual.target
+        }
         dropout.apply(output.data, columns: c, segments: segments, context, adding: pointwise2.biasPointer(store))
         return output
     }

@@ -134,6 +134,23 @@ public struct Dropout {
         }
     }
 
+    /// target = residual + scale · (data + bias) · mask / (1 − p): the last pass of a module
+    /// on a residual stream (its output linear map's bias, its dropout and the block's
+    /// residual sum in one pass; `ResidualSum`).
+    public func applyResidual(_ data: UnsafePointer<Float>, columns: Int, segments: Segments, _ context: RunContext,
+                              adding bias: UnsafePointer<Float>?, scale: Float, residual: UnsafePointer<Float>,
+                              into target: UnsafeMutablePointer<Float>) {
+        forEachRow(columns: columns, segments: segments, context) { row, multipliers in
+            let values = data + row * columns, base = residual + row * columns, out = target + row * columns
+            switch (bias, multipliers) {
+            case let (b?, m?): for c in 0..<columns { out[c] = base[c] + scale * ((values[c] + b[c]) * m[c]) }
+            case let (b?, nil): for c in 0..<columns { out[c] = base[c] + scale * (values[c] + b[c]) }
+            case let (nil, m?): for c in 0..<columns { out[c] = base[c] + scale * (values[c] * m[c]) }
+            case (nil, nil): for c in 0..<columns { out[c] = base[c] + scale * values[c] }
+            }
+        }
+    }
+
     /// destination = source · mask / (1 − p) · scale (a scaled copy when inactive): the
     /// backward's masked copy of an incoming gradient in one pass, with the factor the
     /// module's output was scaled by in the forward (the Conformer block's ½ for its

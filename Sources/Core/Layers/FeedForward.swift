@@ -29,7 +29,9 @@ public final class FeedForward {
         }
     }
 
-    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext) -> Matrix {
+    /// With `residual`, the last pass writes `residual.target` = x + scale · module(x)
+    /// instead of the module's output, and returns it.
+    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext, residual: ResidualSum? = nil) -> Matrix {
         let store = context.store, n = x.rows
         self.segments = segments
         let normalized = norm.forward(x, store)
@@ -52,6 +54,13 @@ public final class FeedForward {
         }
         output.resize(rows: n, columns: linear2.outputs)
         linear2.forward(output.data, hidden.data, rows: n, store, addingBias: false)
+        if let residual {
+            residual.target.resize(rows: n, columns: output.columns)
+            outputDropout.applyResidual(output.data, columns: output.columns, segments: segments, context,
+                                        adding: linear2.biasPointer(store), scale: residual.scale, residual: x.data,
+                                        into: residual.target.data)
+            return residual.target
+        }
         outputDropout.apply(output.data, columns: output.columns, segments: segments, context,
                             adding: linear2.biasPointer(store))
         return output

@@ -93,7 +93,9 @@ public final class RelativePositionAttention {
         }
     }
 
-    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext) -> Matrix {
+    /// With `residual`, the last pass writes `residual.target` = x + scale · module(x)
+    /// instead of the module's output, and returns it.
+    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext, residual: ResidualSum? = nil) -> Matrix {
         let store = context.store, n = x.rows, c = channels, d = headDimension
         self.segments = segments
         let normalized = norm.forward(x, store)
@@ -152,6 +154,12 @@ public final class RelativePositionAttention {
         }
         output.resize(rows: n, columns: c)
         out.forward(output.data, self.context.data, rows: n, store, addingBias: false)
+        if let residual {
+            residual.target.resize(rows: n, columns: c)
+            outputDropout.applyResidual(output.data, columns: c, segments: segments, context, adding: out.biasPointer(store),
+                                        scale: residual.scale, residual: x.data, into: residual.target.data)
+            return residual.target
+        }
         outputDropout.apply(output.data, columns: c, segments: segments, context, adding: out.biasPointer(store))
         return output
     }
