@@ -173,6 +173,13 @@ final class SplitProductTests: XCTestCase {
         XCTAssertEqual(SplitBalance.adaptedShares([0.5, 0.5], bounds: [0, 512, 1024], elapsed: [0.01, 0.01]), [0.5, 0.5])
         let restored = SplitBalance.adaptedShares([0.3, 0.7], bounds: [0, 300, 1000], elapsed: [0.003, 0.007])
         XCTAssertGreaterThan(restored[0], 0.3)
+        // With several workers only the calling thread keeps its own rate: workers take
+        // pieces in arrival order, so they share one.
+        let three = SplitBalance.adaptedShares([1.0 / 3, 1.0 / 3, 1.0 / 3], bounds: [0, 320, 640, 960],
+                                               elapsed: [0.01, 0.02, 0.005])
+        XCTAssertEqual(three[1], three[2], accuracy: 1e-12)
+        XCTAssertEqual(three.reduce(0, +), 1, accuracy: 1e-12)
+        XCTAssertNotEqual(three[0], 1.0 / 3, accuracy: 1e-6)
         // A stalled piece loses share, but never below half the even share.
         var stalled = [0.5, 0.5]
         for _ in 0..<3 {

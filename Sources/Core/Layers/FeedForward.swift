@@ -15,7 +15,7 @@ public final class FeedForward {
     /// at a time, so one set serves all.
     private static let shared = (dHidden: Matrix(), dPreActivation: Matrix(), dOutput: Matrix(),
                                  dNormalized: Matrix())
-    /// dx of the last backward (it belongs to the module's LayerNorm).
+    /// dx of the last `backward(_:_:)` (it belongs to the module's LayerNorm).
     public var inputGradient: Matrix { norm.inputGradient }
 
     public init(_ registry: ParameterRegistry, _ name: String, channels: Int, expansion: Int, dropout: Float,

@@ -106,7 +106,13 @@ public enum SplitBalance {
     /// blended into `current` by ``smoothing``, each within ½…1½ of the even share.
     static func adaptedShares(_ current: [Double], bounds: [Int], elapsed: [Double]) -> [Double] {
         let pieces = current.count
-        let rates = (0..<pieces).map { Double(bounds[$0 + 1] - bounds[$0]) / max(elapsed[$0], 1e-9) }
+        var rates = (0..<pieces).map { Double(bounds[$0 + 1] - bounds[$0]) / max(elapsed[$0], 1e-9) }
+        if pieces > 2 {
+            // Which worker takes which piece changes from call to call; only the calling
+            // thread is a stable identity, so the workers keep equal shares among themselves.
+            let workers = rates[1...].reduce(0, +) / Double(pieces - 1)
+            for piece in 1..<pieces { rates[piece] = workers }
+        }
         let total = rates.reduce(0, +)
         guard total > 0, rates.allSatisfy({ $0 > 0 }) else { return current }
         let even = 1 / Double(pieces)
