@@ -67,9 +67,10 @@ import BLAS
 /// gradient), dropout on, on a batch large enough to take the parallel path.
 final class AttentionThreadingTests: XCTestCase {
     func run(threads: Int) -> (output: [Float], input: [Float], gradients: [String: [Float]]) {
-        let saved = BLAS.threadCount
-        BLAS.threadCount = threads
-        defer { BLAS.threadCount = saved }
+        withThreadCount(threads) { run() }
+    }
+
+    func run() -> (output: [Float], input: [Float], gradients: [String: [Float]]) {
         let registry = ParameterRegistry()
         let attention = RelativePositionAttention(registry, "mhsa", channels: 64, heads: 4, attentionDropout: 0.1, outputDropout: 0.1)
         let store = ParameterStore(registry)

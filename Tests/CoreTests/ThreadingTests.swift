@@ -2,14 +2,23 @@ import BLAS
 @testable import VAVLCore
 import XCTest
 
+/// Runs `body` with the rank's compute threads set to `threads`, restoring them after.
+func withThreadCount<T>(_ threads: Int, _ body: () throws -> T) rethrows -> T {
+    let saved = BLAS.threadCount
+    BLAS.threadCount = threads
+    defer { BLAS.threadCount = saved }
+    return try body()
+}
+
 /// A Conformer encoder's training step on two threads — split matrix products, rows of the
 /// fused elementwise passes and dropout masks split over threads, per-thread LayerNorm
 /// parameter-gradient partials, Adam in chunks — gives what one thread gives.
 final class ThreadingTests: XCTestCase {
     func step(threads: Int) -> (output: [Float], input: [Float], gradients: [Float], parameters: [Float]) {
-        let saved = BLAS.threadCount
-        BLAS.threadCount = threads
-        defer { BLAS.threadCount = saved }
+        withThreadCount(threads) { step() }
+    }
+
+    func step() -> (output: [Float], input: [Float], gradients: [Float], parameters: [Float]) {
         var config = ConformerConfiguration(inputs: 40)
         config.channels = 64
         config.heads = 4
@@ -57,16 +66,9 @@ final class ThreadingTests: XCTestCase {
 /// `Parallel` uses exactly the threads the rank was given: one thread runs every pass on the
 /// calling thread; more threads cut row passes into pieces that cover the rows once.
 final class ParallelTests: XCTestCase {
-    func withThreads<T>(_ threads: Int, _ body: () -> T) -> T {
-        let saved = BLAS.threadCount
-        BLAS.threadCount = threads
-        defer { BLAS.threadCount = saved }
-        return body()
-    }
-
     func testOneThreadRunsEveryPassOnTheCallingThread() {
         let caller = pthread_self()
-        withThreads(1) {
+        withThreadCount(1) {
             XCTAssertEqual(Parallel.pieceCount(1 << 20), 1)
             var calls = 0
             Parallel.chunks(1 << 20) { range in
@@ -79,7 +81,7 @@ final class ParallelTests: XCTestCase {
     }
 
     func testPiecesCoverTheRowsOnceWithSeveralThreads() {
-        withThreads(2) {
+        withThreadCount(2) {
             let count = 100_003
             let pieces = Parallel.pieceCount(count, elementsPerItem: 8)
             XCTAssertEqual(pieces, 2 * Parallel.piecesPerThread)

@@ -44,14 +44,8 @@ public final class ConvolutionModule {
         let activated = swish.forward(batchNormalized)
         output.resize(rows: n, columns: c)
         pointwise2.forward(output.data, activated.data, rows: n, store, addingBias: false)
-        if let residual {
-            residual.target.resize(rows: n, columns: c)
-            dropout.applyResidual(output.data, columns: c, segments: segments, context, adding: pointwise2.biasPointer(store),
-                                  scale: residual.scale, residual: x.data, into: residual.target.data)
-            return residual.target
-        }
-        dropout.apply(output.data, columns: c, segments: segments, context, adding: pointwise2.biasPointer(store))
-        return output
+        return dropout.finish(output, input: x, adding: pointwise2.biasPointer(store), residual: residual,
+                              segments: segments, context)
     }
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {

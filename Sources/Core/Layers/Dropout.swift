@@ -151,6 +151,21 @@ public struct Dropout {
         }
     }
 
+    /// The last pass of a module whose output linear map wrote `output` without its bias:
+    /// bias and dropout in place, returning `output`; or, with `residual`,
+    /// `residual.target` = input + scale · (output + bias) · mask, returning the target.
+    public func finish(_ output: Matrix, input: Matrix, adding bias: UnsafePointer<Float>?, residual: ResidualSum?,
+                       segments: Segments, _ context: RunContext) -> Matrix {
+        guard let residual else {
+            apply(output.data, columns: output.columns, segments: segments, context, adding: bias)
+            return output
+        }
+        residual.target.resize(rows: output.rows, columns: output.columns)
+        applyResidual(output.data, columns: output.columns, segments: segments, context, adding: bias,
+                      scale: residual.scale, residual: input.data, into: residual.target.data)
+        return residual.target
+    }
+
     /// destination = source · mask / (1 − p) · scale (a scaled copy when inactive): the
     /// backward's masked copy of an incoming gradient in one pass, with the factor the
     /// module's output was scaled by in the forward (the Conformer block's ½ for its

@@ -54,16 +54,8 @@ public final class FeedForward {
         }
         output.resize(rows: n, columns: linear2.outputs)
         linear2.forward(output.data, hidden.data, rows: n, store, addingBias: false)
-        if let residual {
-            residual.target.resize(rows: n, columns: output.columns)
-            outputDropout.applyResidual(output.data, columns: output.columns, segments: segments, context,
-                                        adding: linear2.biasPointer(store), scale: residual.scale, residual: x.data,
-                                        into: residual.target.data)
-            return residual.target
-        }
-        outputDropout.apply(output.data, columns: output.columns, segments: segments, context,
-                            adding: linear2.biasPointer(store))
-        return output
+        return outputDropout.finish(output, input: x, adding: linear2.biasPointer(store), residual: residual,
+                                    segments: segments, context)
     }
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {

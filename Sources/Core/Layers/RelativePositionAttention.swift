@@ -154,14 +154,8 @@ public final class RelativePositionAttention {
         }
         output.resize(rows: n, columns: c)
         out.forward(output.data, self.context.data, rows: n, store, addingBias: false)
-        if let residual {
-            residual.target.resize(rows: n, columns: c)
-            outputDropout.applyResidual(output.data, columns: c, segments: segments, context, adding: out.biasPointer(store),
-                                        scale: residual.scale, residual: x.data, into: residual.target.data)
-            return residual.target
-        }
-        outputDropout.apply(output.data, columns: c, segments: segments, context, adding: out.biasPointer(store))
-        return output
+        return outputDropout.finish(output, input: x, adding: out.biasPointer(store), residual: residual,
+                                    segments: segments, context)
     }
 
     /// y = softmax(scale · x) per row.

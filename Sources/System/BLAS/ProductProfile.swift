@@ -8,13 +8,17 @@ import Glibc
 /// the step as a whole can reach. Thread-safe (the attention workers call sgemm concurrently);
 /// off by default (one branch per product).
 public enum ProductProfile {
-    nonisolated(unsafe) public static var enabled = false
+    nonisolated(unsafe) public static var enabled = false  // read by the inlined `measure`
     private static let nanoseconds = Atomic<Int>(0)
     private static let work = Atomic<Int>(0)
 
     /// Runs one single-threaded `cblas_sgemm` call of m × n × k multiply-adds, timed when enabled.
-    @usableFromInline static func measure(m: Int, n: Int, k: Int, _ call: () -> Void) {
-        guard enabled else { return call() }
+    @inlinable @inline(__always)
+    static func measure(m: Int, n: Int, k: Int, _ call: () -> Void) {
+        if enabled { timed(m: m, n: n, k: k, call) } else { call() }
+    }
+
+    @usableFromInline static func timed(m: Int, n: Int, k: Int, _ call: () -> Void) {
         var start = timespec(), end = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
         call()
