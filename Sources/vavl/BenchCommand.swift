@@ -109,6 +109,13 @@ struct BenchCommand: ParsableCommand {
                              sgemm > 0 ? String(format: " (%.0f %% of the machine's per-thread rate)",
                                                 100 * productRate / (sgemm / Double(BLAS.threadCount))) as NSString : "" as NSString,
                              100 * result.productSeconds / max(stepProcessor, 1e-9)))
+            print("  by shape (transposes of A and B, ranges of m × n × k; CPU s per iteration, GFLOP/s per thread, calls):")
+            for (shape, totals) in result.productShapes.prefix(12) {
+                let rate = 2 * Double(totals.multiplyAdds) / max(totals.seconds, 1e-9) / 1e9
+                print(String(format: "    %-42@ %7.3f s  %6.1f GFLOP/s%@  %6d calls", shape.description as NSString, totals.seconds, rate,
+                             sgemm > 0 ? String(format: " (%3.0f %%)", 100 * rate / (sgemm / Double(BLAS.threadCount))) as NSString : "" as NSString,
+                             totals.calls))
+            }
             print(String(format: "allreduce: %.4f s per iteration (%.1f %% of the step)", result.allreduceSeconds,
                          100 * result.allreduceSeconds / result.median))
             for (head, seconds) in latency { print(String(format: "inference latency %@: %.2f ms per utterance", head as NSString, seconds * 1000)) }

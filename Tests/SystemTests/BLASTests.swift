@@ -204,4 +204,28 @@ final class SplitProductTests: XCTestCase {
             }
         }
     }
+
+}
+
+/// The product profile counts every call's multiply-adds once, in its shape class.
+final class ProductProfileTests: XCTestCase {
+    func testProductProfileGroupsCallsByTransposesAndDimensionRanges() {
+        let a = [Float](repeating: 1, count: 300 * 70), b = [Float](repeating: 1, count: 70 * 40)
+        var c = [Float](repeating: 0, count: 300 * 40)
+        ProductProfile.reset()
+        ProductProfile.enabled = true
+        for m in [300, 260] {  // same class: 256–511 × 32–63 × 64–127
+            BLAS.sgemm(m: m, n: 40, k: 70, a: a, lda: 70, b: b, ldb: 40, c: &c, ldc: 40)
+        }
+        BLAS.sgemm(transposeA: .transposed, m: 70, n: 40, k: 300, a: a, lda: 70, b: b, ldb: 40, c: &c, ldc: 40)
+        ProductProfile.enabled = false
+        XCTAssertEqual(ProductProfile.multiplyAdds, (300 + 260) * 40 * 70 + 70 * 40 * 300)
+        let shapes = Dictionary(uniqueKeysWithValues: ProductProfile.byShape.map { ($0.0.description, $0.1) })
+        XCTAssertEqual(shapes.count, 2)
+        XCTAssertEqual(shapes["NN m 256–511, n 32–63, k 64–127"]?.calls, 2)
+        XCTAssertEqual(shapes["NN m 256–511, n 32–63, k 64–127"]?.multiplyAdds, (300 + 260) * 40 * 70)
+        XCTAssertEqual(shapes["TN m 64–127, n 32–63, k 256–511"]?.calls, 1)
+        ProductProfile.reset()
+        XCTAssertEqual(ProductProfile.byShape.count, 0)
+    }
 }

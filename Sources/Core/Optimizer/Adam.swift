@@ -31,16 +31,14 @@ public final class Adam {
     public init(store: ParameterStore, configuration: AdamConfiguration) {
         self.store = store
         self.configuration = configuration
-        firstMoment = .allocate(capacity: max(store.parameterCount, 1))
-        secondMoment = .allocate(capacity: max(store.parameterCount, 1))
-        firstMoment.initialize(repeating: 0, count: max(store.parameterCount, 1))
-        secondMoment.initialize(repeating: 0, count: max(store.parameterCount, 1))
+        firstMoment = FloatBuffer.allocateZeroed(count: store.parameterCount)
+        secondMoment = FloatBuffer.allocateZeroed(count: store.parameterCount)
         steps = [Int64](repeating: 0, count: store.parameters.count)
     }
 
     deinit {
-        firstMoment.deallocate()
-        secondMoment.deallocate()
+        FloatBuffer.deallocate(firstMoment)
+        FloatBuffer.deallocate(secondMoment)
     }
 
     /// Updates every parameter lying inside `range` (a phase group) from its gradient.

@@ -28,8 +28,8 @@ public final class ParameterStore {
         counters = registry.counters
         parameterCount = registry.parameterCount
         bufferCount = registry.bufferCount
-        values = .allocate(capacity: max(parameterCount, 1))
-        gradients = .allocate(capacity: max(parameterCount, 1))
+        values = FloatBuffer.allocate(count: parameterCount)
+        gradients = FloatBuffer.allocate(count: parameterCount)
         bufferValues = .allocate(capacity: max(bufferCount, 1))
         counterValues = .allocate(capacity: max(counters.count, 1))
         values.initialize(repeating: 0, count: max(parameterCount, 1))
@@ -43,8 +43,8 @@ public final class ParameterStore {
     }
 
     deinit {
-        values.deallocate()
-        gradients.deallocate()
+        FloatBuffer.deallocate(values)
+        FloatBuffer.deallocate(gradients)
         bufferValues.deallocate()
         counterValues.deallocate()
     }

@@ -16,8 +16,7 @@ public final class Matrix {
         self.rows = rows
         self.columns = columns
         capacity = max(rows * columns, 1)
-        data = .allocate(capacity: capacity)
-        data.initialize(repeating: 0, count: capacity)
+        data = FloatBuffer.allocateZeroed(count: capacity)
     }
 
     /// A matrix holding a copy of `values` (count must be `rows × columns`).
@@ -27,7 +26,7 @@ public final class Matrix {
         values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: values.count) }
     }
 
-    deinit { data.deallocate() }
+    deinit { FloatBuffer.deallocate(data) }
 
     public var count: Int { rows * columns }
 
@@ -35,10 +34,9 @@ public final class Matrix {
     public func resize(rows: Int, columns: Int) {
         let needed = rows * columns
         if needed > capacity {
-            data.deallocate()
+            FloatBuffer.deallocate(data)
             capacity = needed
-            data = .allocate(capacity: capacity)
-            data.initialize(repeating: 0, count: capacity)
+            data = FloatBuffer.allocateZeroed(count: capacity)
         }
         self.rows = rows
         self.columns = columns

@@ -46,7 +46,7 @@ public enum BLAS {
         }
         let pieces = splitCount(m: m, n: n, k: k)
         if pieces == 1 {
-            ProductProfile.measure(m: m, n: n, k: k) {
+            ProductProfile.measure(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k) {
                 cblas_sgemm(CblasRowMajor, transposeA.cblas, transposeB.cblas,
                             Int32(m), Int32(n), Int32(k), alpha,
                             a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
@@ -66,14 +66,14 @@ public enum BLAS {
             guard end > start else { return }
             if splitRows {
                 let aStart = transposeA == .none ? a + start * lda : a + start
-                ProductProfile.measure(m: end - start, n: n, k: k) {
+                ProductProfile.measure(transposeA: transposeA, transposeB: transposeB, m: end - start, n: n, k: k) {
                     cblas_sgemm(CblasRowMajor, transposeA.cblas, transposeB.cblas,
                                 Int32(end - start), Int32(n), Int32(k), alpha,
                                 aStart, Int32(lda), b, Int32(ldb), beta, c + start * ldc, Int32(ldc))
                 }
             } else {
                 let bStart = transposeB == .none ? b + start : b + start * ldb
-                ProductProfile.measure(m: m, n: end - start, k: k) {
+                ProductProfile.measure(transposeA: transposeA, transposeB: transposeB, m: m, n: end - start, k: k) {
                     cblas_sgemm(CblasRowMajor, transposeA.cblas, transposeB.cblas,
                                 Int32(m), Int32(end - start), Int32(k), alpha,
                                 a, Int32(lda), bStart, Int32(ldb), beta, c + start, Int32(ldc))

@@ -11,29 +11,63 @@ public enum ProductProfile {
     nonisolated(unsafe) public static var enabled = false  // read by the inlined `measure`
     private static let nanoseconds = Atomic<Int>(0)
     private static let work = Atomic<Int>(0)
+    private static let classes = Mutex<[ShapeClass: Totals]>([:])
+
+    /// Products grouped by transposes and by each dimension's power-of-two range, so that
+    /// the per-utterance attention shapes (which vary with the frame count) fall together.
+    public struct ShapeClass: Hashable, Sendable, CustomStringConvertible {
+        public var transposeA: Bool, transposeB: Bool
+        /// ⌊log₂⌋ of m, n and k.
+        public var m: Int, n: Int, k: Int
+
+        public var description: String {
+            func range(_ power: Int) -> String { "\(1 << power)–\((2 << power) - 1)" }
+            return "\(transposeA ? "T" : "N")\(transposeB ? "T" : "N") m \(range(m)), n \(range(n)), k \(range(k))"
+        }
+    }
+
+    public struct Totals: Sendable {
+        public var seconds = 0.0
+        public var multiplyAdds = 0
+        public var calls = 0
+    }
 
     /// Runs one single-threaded `cblas_sgemm` call of m × n × k multiply-adds, timed when enabled.
     @inlinable @inline(__always)
-    static func measure(m: Int, n: Int, k: Int, _ call: () -> Void) {
-        if enabled { timed(m: m, n: n, k: k, call) } else { call() }
+    static func measure(transposeA: Transpose, transposeB: Transpose, m: Int, n: Int, k: Int, _ call: () -> Void) {
+        if enabled { timed(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, call) } else { call() }
     }
 
-    @usableFromInline static func timed(m: Int, n: Int, k: Int, _ call: () -> Void) {
+    @usableFromInline static func timed(transposeA: Transpose, transposeB: Transpose, m: Int, n: Int, k: Int, _ call: () -> Void) {
         var start = timespec(), end = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
         call()
         clock_gettime(CLOCK_MONOTONIC, &end)
-        nanoseconds.wrappingAdd((end.tv_sec - start.tv_sec) * 1_000_000_000 + (end.tv_nsec - start.tv_nsec), ordering: .relaxed)
+        let elapsed = (end.tv_sec - start.tv_sec) * 1_000_000_000 + (end.tv_nsec - start.tv_nsec)
+        nanoseconds.wrappingAdd(elapsed, ordering: .relaxed)
         work.wrappingAdd(m * n * k, ordering: .relaxed)
+        func log2(_ value: Int) -> Int { Int.bitWidth - 1 - value.leadingZeroBitCount }
+        let shape = ShapeClass(transposeA: transposeA == .transposed, transposeB: transposeB == .transposed,
+                               m: log2(m), n: log2(n), k: log2(k))
+        classes.withLock { totals in
+            totals[shape, default: Totals()].seconds += Double(elapsed) / 1e9
+            totals[shape, default: Totals()].multiplyAdds += m * n * k
+            totals[shape, default: Totals()].calls += 1
+        }
     }
 
     public static func reset() {
         nanoseconds.store(0, ordering: .relaxed)
         work.store(0, ordering: .relaxed)
+        classes.withLock { $0.removeAll() }
     }
 
     /// Seconds inside sgemm calls since the last reset, summed over threads.
     public static var seconds: Double { Double(nanoseconds.load(ordering: .relaxed)) / 1e9 }
     /// Multiply-adds of those calls.
     public static var multiplyAdds: Int { work.load(ordering: .relaxed) }
+    /// The same totals by shape class, most time first.
+    public static var byShape: [(ShapeClass, Totals)] {
+        classes.withLock { Array($0) }.sorted { $0.1.seconds > $1.1.seconds }
+    }
 }

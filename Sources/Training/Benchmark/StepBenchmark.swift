@@ -61,6 +61,8 @@ public final class StepBenchmark {
         /// and the multiply-adds done there (`ProductProfile`).
         public var productSeconds: Double
         public var productMultiplyAdds: Double
+        /// The same per shape class, most time first, per iteration.
+        public var productShapes: [(ProductProfile.ShapeClass, ProductProfile.Totals)]
         public var allreduceSeconds: Double
         public var flops: Double
     }
@@ -113,6 +115,13 @@ public final class StepBenchmark {
                       splitWaitingSeconds: SplitBalance.waitingSeconds / Double(max(iterations, 1)),
                       productSeconds: ProductProfile.seconds / Double(max(iterations, 1)),
                       productMultiplyAdds: Double(ProductProfile.multiplyAdds) / Double(max(iterations, 1)),
+                      productShapes: ProductProfile.byShape.map { shape, totals in
+                          var perIteration = totals
+                          perIteration.seconds /= Double(max(iterations, 1))
+                          perIteration.multiplyAdds /= max(iterations, 1)
+                          perIteration.calls /= max(iterations, 1)
+                          return (shape, perIteration)
+                      },
                       allreduceSeconds: (collectives.reductionSeconds - allreduce) / Double(iterations),
                       flops: FlopCount.iteration(configuration, audioLengths: audioLengths, videoLengths: videoLengths))
     }
