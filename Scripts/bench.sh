@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Training-step benchmark, Swift against PyTorch on the same machine, printed as one table.
 #
-#   Scripts/bench.sh                       # paper config, batch 32, 3 timed iterations each
+#   Scripts/bench.sh                       # paper config, batch 32, 2 rounds × 3 timed iterations
 #   ITERATIONS=2 BATCH=16 Scripts/bench.sh # quicker
+#   ROUNDS=3 Scripts/bench.sh              # more rounds of the Swift rows
 #   SKIP_TORCH=1 Scripts/bench.sh          # Swift rows only
 #
 # Rows: the Swift trainer as 1 process × 1 thread, 1 process × 2 threads and
@@ -14,10 +15,14 @@
 # printed by `vavl bench` (valid frames only; formula in Sources/Training/Benchmark/StepBenchmark.swift).
 # "% of sgemm" divides by the machine's sgemm rate (2048², same threads) that `vavl bench`
 # measures between its timed iterations (median), so that it drifts with the machine.
+# This VM's speed drifts by ~20 % over minutes, so the Swift rows run in ROUNDS rounds, the
+# three configurations in turn within each round, and each row pools the iterations (and
+# the sgemm measurements) of all its rounds: a slow spell then falls on every row alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Scripts/mpi.sh
 iterations=${ITERATIONS:-3}
+rounds=${ROUNDS:-2}
 batch=${BATCH:-32}
 log=$(mktemp -d)
 
@@ -27,12 +32,15 @@ vavl="$(swift build -c release --show-bin-path)/vavl"
 
 value() { grep -m1 "^$2=" "$1" | cut -d= -f2; }
 
-echo "== Swift: 1 process × 1 thread"
-"$vavl" bench --model paper --batch-size "$batch" --threads 1 --iterations "$iterations" | tee "$log/swift-1x1"
-echo "== Swift: 1 process × 2 threads"
-"$vavl" bench --model paper --batch-size "$batch" --threads 2 --iterations "$iterations" | tee "$log/swift-1x2"
-echo "== Swift: mpirun -np 2 × 1 thread"
-"${mpirun_cmd[@]}" -np 2 "$vavl" bench --model paper --batch-size "$batch" --threads 1 --iterations "$iterations" | tee "$log/swift-2x1"
+for round in $(seq "$rounds"); do
+  echo "== Swift: 1 process × 1 thread (round $round of $rounds)"
+  "$vavl" bench --model paper --batch-size "$batch" --threads 1 --iterations "$iterations" | tee -a "$log/swift-1x1"
+  echo "== Swift: 1 process × 2 threads (round $round of $rounds)"
+  "$vavl" bench --model paper --batch-size "$batch" --threads 2 --iterations "$iterations" | tee -a "$log/swift-1x2"
+  echo "== Swift: mpirun -np 2 × 1 thread (round $round of $rounds)"
+  "${mpirun_cmd[@]}" -np 2 "$vavl" bench --model paper --batch-size "$batch" --threads 1 --iterations "$iterations" \
+    | tee -a "$log/swift-2x1"
+done
 
 if [ -z "${SKIP_TORCH:-}" ]; then
   Scripts/reference/setup_venv.sh >/dev/null
@@ -43,9 +51,12 @@ if [ -z "${SKIP_TORCH:-}" ]; then
   done
 fi
 
+# Pooled over the rounds: every value of `key=v1,v2,…` lines in a file, one per line.
+pooled() { grep "^$2=" "$1" | cut -d= -f2 | tr ',' '\n'; }
+median_of() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 gflop=$(grep -m1 "^useful work" "$log/swift-1x1" | sed 's/useful work: \([0-9.]*\) GFLOP.*/\1/')
-sgemm1=$(grep -m1 "^machine sgemm" "$log/swift-1x1" | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
-sgemm2=$(grep -m1 "^machine sgemm" "$log/swift-1x2" | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
+sgemm1=$(pooled "$log/swift-1x1" sgemm_gflops | median_of)
+sgemm2=$(pooled "$log/swift-1x2" sgemm_gflops | median_of)
 best_torch() {  # best (lowest) PyTorch median with $1 threads
   [ -f "$log/torch-$1" ] || { echo ""; return; }
   printf '%s\n%s\n' "$(value "$log/torch-$1" padded.median_s)" "$(value "$log/torch-$1" packed.median_s)" | sort -g | head -1
@@ -55,8 +66,8 @@ echo "| row | median s | min s | GFLOP/s | % of sgemm | ratio vs best PyTorch | 
 echo "|---|---|---|---|---|---|---|"
 row() {  # name file cores sgemm
   local median min rss torch ratio
-  median=$(value "$2" median_s); min=$(value "$2" min_s)
-  rss=$(grep -m1 "^peak RSS" "$2" | sed 's/.*: \([0-9]*\) MiB/\1/')
+  median=$(pooled "$2" iterations_s | median_of); min=$(pooled "$2" iterations_s | sort -g | head -1)
+  rss=$(grep "^peak RSS" "$2" | sed 's/.*: \([0-9]*\) MiB/\1/' | sort -g | tail -1)
   torch=$(best_torch "$3")
   ratio=$([ -n "$torch" ] && awk -v t="$torch" -v s="$median" 'BEGIN { printf "%.2f", t / s }' || echo "n/a")
   awk -v n="$1" -v m="$median" -v mi="$min" -v g="$gflop" -v sg="$4" -v r="$ratio" -v rss="$rss" \
@@ -65,7 +76,7 @@ row() {  # name file cores sgemm
 row "Swift 1 process × 1 thread" "$log/swift-1x1" 1 "$sgemm1"
 row "Swift 1 process × 2 threads" "$log/swift-1x2" 2 "$sgemm2"
 # Both ranks measured sgemm at the same time: the 2-rank reference is twice the per-rank rate.
-sgemm_ranks=$(grep -m1 "^machine sgemm" "$log/swift-2x1" | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
+sgemm_ranks=$(pooled "$log/swift-2x1" sgemm_gflops | median_of)
 row "Swift mpirun -np 2 × 1 thread" "$log/swift-2x1" 2 "$(awk -v s="$sgemm_ranks" 'BEGIN { print 2 * s }')"
 for threads in 1 2; do
   [ -f "$log/torch-$threads" ] || continue
@@ -80,5 +91,9 @@ done
 echo
 echo "machine sgemm (medians between timed iterations): $sgemm1 GFLOP/s (1 thread), $sgemm2 GFLOP/s (2 threads)," \
   "$sgemm_ranks GFLOP/s per rank with 2 ranks; useful work $gflop GFLOP per iteration"
-grep -h "^inference latency" "$log/swift-1x2" || true
+grep -h "^inference latency" "$log/swift-1x2" | tail -3 | sed 's/$/ (1 process × 2 threads, last round)/' || true
 grep -h "^allreduce" "$log/swift-2x1" | sed 's/^/mpirun -np 2: /' || true
+threads_median=$(pooled "$log/swift-1x2" iterations_s | median_of)
+ranks_median=$(pooled "$log/swift-2x1" iterations_s | median_of)
+awk -v r="$ranks_median" -v t="$threads_median" -v n="$rounds" \
+  'BEGIN { printf "mpirun -np 2 × 1 thread against 1 process × 2 threads: %+.1f %% (pooled medians of %d rounds; + = ranks slower)\n", 100 * (r / t - 1), n }'

@@ -120,6 +120,9 @@ struct BenchCommand: ParsableCommand {
                          100 * result.allreduceSeconds / result.median))
             for (head, seconds) in latency { print(String(format: "inference latency %@: %.2f ms per utterance", head as NSString, seconds * 1000)) }
             print(String(format: "peak RSS per rank: %.0f MiB", peak[0]))
+            // Every measurement, for scripts that pool several runs (Scripts/bench.sh's rounds).
+            print("iterations_s=" + result.seconds.map { String(format: "%.4f", $0) }.joined(separator: ","))
+            if !sgemmRates.isEmpty { print("sgemm_gflops=" + sgemmRates.map { String(format: "%.2f", $0) }.joined(separator: ",")) }
             print(String(format: "min_s=%.4f", result.minimum))
             print(String(format: "median_s=%.4f", result.median))
         }
