@@ -252,7 +252,37 @@ def run_one(impl: str, args) -> None:
     if impl == "padded":
         frames = sum(max(la) for _ in la) + sum(max(lv) for _ in lv)
         print(f"{impl}.padded_frames={frames}")
+    else:
+        for head, ms in inference_latency(model).items():
+            print(f"{impl}.latency_{head}_ms={ms:.2f}")
     sys.stdout.flush()
+
+
+@torch.no_grad()
+def inference_latency(model: ref.VAVL, repetitions: int = 20) -> dict:
+    """Median milliseconds of one utterance's eval-mode prediction by each head, at the
+    frame counts `vavl bench` uses (150 audio, 90 video frames; a single utterance needs
+    no padding, so this is the per-utterance implementation only)."""
+    model.eval()
+    g = torch.Generator().manual_seed(3)
+    audio, video = torch.randn(150, 1024, generator=g), torch.randn(90, 1408, generator=g)
+    oa, ov = ref.offsets_from_lengths([150]), ref.offsets_from_lengths([90])
+    heads = {
+        "audio_visual": lambda: model.head_av(torch.cat([model.represent("audio", audio, oa),
+                                                         model.represent("video", video, ov)], 1)),
+        "audio": lambda: model.head_a(model.represent("audio", audio, oa)),
+        "video": lambda: model.head_v(model.represent("video", video, ov)),
+    }
+    result = {}
+    for head, predict in heads.items():
+        predict()
+        times = []
+        for _ in range(repetitions):
+            start = time.perf_counter()
+            predict()
+            times.append(time.perf_counter() - start)
+        result[head] = 1000 * statistics.median(times)
+    return result
 
 
 def main():

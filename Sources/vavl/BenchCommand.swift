@@ -57,7 +57,9 @@ struct BenchCommand: ParsableCommand {
             let result = try benchmark.run(iterations: iterations, warmup: warmup, profile: true, overlap: !noOverlap,
                                            betweenIterations: stepOnly ? nil : { sgemmRates.append(StepBenchmark.sgemmGigaflops()) })
             let sgemm = sgemmRates.isEmpty ? 0 : sgemmRates.sorted()[sgemmRates.count / 2]
-            let latency = stepOnly || world.rank != 0 ? [] : benchmark.inferenceLatency()
+            // Every rank measures at once (rank 0's figures are printed), as every rank measures the
+            // sgemm reference: an idle rank would spin in MPI on the other core meanwhile.
+            let latency = stepOnly ? [] : benchmark.inferenceLatency()
             var peak = [StepBenchmark.peakResidentMiB]
             try world.allreduceMax(&peak)
             guard world.rank == 0 else { return }

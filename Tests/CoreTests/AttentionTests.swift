@@ -66,18 +66,20 @@ import BLAS
 /// The attention loop split over threads gives what one thread gives (outputs and every
 /// gradient), dropout on, on a batch large enough to take the parallel path.
 final class AttentionThreadingTests: XCTestCase {
-    func run(threads: Int) -> (output: [Float], input: [Float], gradients: [String: [Float]]) {
-        withThreadCount(threads) { run() }
+    static let batch = [150, 1, 120, 90, 7, 60]
+
+    func run(threads: Int, lengths: [Int] = batch) -> (output: [Float], input: [Float], gradients: [String: [Float]]) {
+        withThreadCount(threads) { run(lengths: lengths) }
     }
 
-    func run() -> (output: [Float], input: [Float], gradients: [String: [Float]]) {
+    func run(lengths: [Int]) -> (output: [Float], input: [Float], gradients: [String: [Float]]) {
         let registry = ParameterRegistry()
         let attention = RelativePositionAttention(registry, "mhsa", channels: 64, heads: 4, attentionDropout: 0.1, outputDropout: 0.1)
         let store = ParameterStore(registry)
         store.initialize(seed: 4)
         GradientCheck.perturbParameters(store, seed: 6)
         let context = RunContext(store: store)
-        let segments = Segments(lengths: [150, 1, 120, 90, 7, 60])
+        let segments = Segments(lengths: lengths)
         context.useSequentialUtteranceKeys(count: segments.count)
         let x = GradientCheck.randomMatrix(rows: segments.totalRows, columns: 64, seed: 8)
         let output = attention.forward(x, segments: segments, context).array
@@ -93,7 +95,7 @@ final class AttentionThreadingTests: XCTestCase {
     }
 
     func testTwoThreadsGiveWhatOneThreadGives() {
-        let work = [150, 1, 120, 90, 7, 60].reduce(0) { $0 + $1 * $1 } * 64
+        let work = Self.batch.reduce(0) { $0 + $1 * $1 } * 64
         XCTAssertGreaterThanOrEqual(work, AttentionWorkers.minimumParallelWork, "the batch must take the parallel path")
         let one = run(threads: 1), two = run(threads: 2), again = run(threads: 2)
         // Utterances go to whichever thread is free, but every result is computed per
@@ -108,6 +110,18 @@ final class AttentionThreadingTests: XCTestCase {
                 XCTAssertEqual(two.gradients[name]!, gradient, name)
             }
             XCTAssertEqual(again.gradients[name]!, two.gradients[name]!, "\(name): two 2-thread runs differ")
+        }
+    }
+
+    /// One utterance (inference) spreads its heads over the threads; each head writes its own
+    /// columns, so the result is still exactly the one-thread result.
+    func testOneUtteranceSpreadsItsHeadsWithTheSameResult() {
+        XCTAssertGreaterThanOrEqual(200 * 200 * 64, AttentionWorkers.minimumParallelWork, "the utterance must take the parallel path")
+        let one = run(threads: 1, lengths: [200]), two = run(threads: 2, lengths: [200])
+        XCTAssertEqual(two.output, one.output)
+        XCTAssertEqual(two.input, one.input)
+        for (name, gradient) in one.gradients where !name.contains(".norm.") {
+            XCTAssertEqual(two.gradients[name]!, gradient, name)
         }
     }
 }

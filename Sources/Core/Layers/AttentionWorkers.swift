@@ -2,14 +2,15 @@ import BLAS
 import Dispatch
 import Synchronization
 
-/// Runs the per-utterance attention loop on the rank's threads. Each participant claims the
-/// next utterance, longest first, until none is left, with its own scratch and
-/// single-threaded sgemm (the products are small, one head of one utterance): the threads
-/// stay busy whatever their speeds (on virtual machines each core's speed drifts on its own;
-/// fixed groups left one thread waiting for the other). Every result is written per
-/// utterance (the position gradient too, reduced in utterance order by the caller), so
-/// results do not depend on which thread took which utterance. With one thread, or a small
-/// batch, it is the plain loop in utterance order.
+/// Runs the per-utterance, per-head attention loop on the rank's threads. Each participant
+/// claims the next (utterance, head) pair, longest utterance first, until none is left, with
+/// its own scratch and single-threaded sgemm (the products are small, one head of one
+/// utterance): the threads stay busy whatever their speeds (on virtual machines each core's
+/// speed drifts on its own; fixed groups left one thread waiting for the other), and a single
+/// utterance — inference — still spreads its heads over the threads. Every pair writes its
+/// own columns of its own utterance's rows (the position gradient too, reduced in utterance
+/// order by the caller), so results do not depend on which thread took which pair. With one
+/// thread, or a small batch, it is the plain loop in utterance, then head, order.
 enum AttentionWorkers {
     /// Per-participant scratch: three T×T matrices and a row of dropout multipliers.
     final class Scratch {
@@ -39,19 +40,20 @@ enum AttentionWorkers {
     /// Below this much attention work (Σ T² · H · D multiply-adds) one thread does it all.
     static let minimumParallelWork = 1 << 21
 
-    /// Calls `body(utterance, scratch)` once for every non-empty utterance.
+    /// Calls `body(utterance, head, scratch)` once for every head of every non-empty utterance.
     static func run(_ segments: Segments, heads: Int, headDimension: Int, longest: Int,
-                    _ body: (Int, Scratch) -> Void) {
+                    _ body: (Int, Int, Scratch) -> Void) {
         let utterances = (0..<segments.count).filter { segments.length($0) > 0 }
         let work = utterances.reduce(0) { $0 + segments.length($1) * segments.length($1) } * heads * headDimension
-        let participants = work >= minimumParallelWork ? min(BLAS.threadCount, utterances.count) : 1
+        let participants = work >= minimumParallelWork ? min(BLAS.threadCount, utterances.count * heads) : 1
         while scratch.count < participants { scratch.append(Scratch()) }
         for index in 0..<participants { scratch[index].reserve(longest: longest) }
         if participants == 1 {
-            for utterance in utterances { body(utterance, scratch[0]) }
+            for utterance in utterances { for head in 0..<heads { body(utterance, head, scratch[0]) } }
             return
         }
         let longestFirst = utterances.sorted { (segments.length($0), $1) > (segments.length($1), $0) }
+            .flatMap { utterance in (0..<heads).map { (utterance, $0) } }
         let saved = BLAS.threadCount
         BLAS.threadCount = 1
         nextClaim.store(0, ordering: .relaxed)
@@ -59,7 +61,7 @@ enum AttentionWorkers {
             while true {
                 let claim = nextClaim.wrappingAdd(1, ordering: .relaxed).oldValue
                 guard claim < longestFirst.count else { return }
-                body(longestFirst[claim], scratch[participant])
+                body(longestFirst[claim].0, longestFirst[claim].1, scratch[participant])
             }
         }
         BLAS.threadCount = saved

@@ -129,27 +129,25 @@ public final class RelativePositionAttention {
         let offsets = probabilityOffsets
         probabilities.withUnsafeMutableBufferPointer { allProbabilities in
             let probabilityBase = allProbabilities.baseAddress!
-            AttentionWorkers.run(segments, heads: heads, headDimension: d, longest: longest) { b, scratch in
+            AttentionWorkers.run(segments, heads: heads, headDimension: d, longest: longest) { b, h, scratch in
                 let sc = scratch.scores, ps = scratch.positionScores, dr = scratch.dropped, mask = scratch.multipliers
                 let start = segments.start(b), t = segments.length(b)
-                for h in 0..<heads {
-                    let column = h * d
-                    BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: qu.row(start) + column, lda: c,
-                               b: k.row(start) + column, ldb: c, c: sc, ldc: t)
-                    BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: qv.row(start) + column, lda: c,
-                               b: projectedPositions.data + column, ldb: c, c: ps, ldc: t)
-                    Self.addRelativeShift(sc, ps, length: t)
-                    let a = probabilityBase + offsets[b] + h * t * t
-                    softmaxRows(a, sc, rows: t, columns: t, scale: scale)
-                    var weights = UnsafePointer(a)
-                    if dropoutActive {
-                        attentionDropout.applyAttention(to: dr, from: a, length: t, head: h, utterance: b,
-                                                        multipliers: mask, context)
-                        weights = UnsafePointer(dr)
-                    }
-                    BLAS.sgemm(m: t, n: d, k: t, a: weights, lda: t, b: v.row(start) + column, ldb: c,
-                               c: self.context.row(start) + column, ldc: c)
+                let column = h * d
+                BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: qu.row(start) + column, lda: c,
+                           b: k.row(start) + column, ldb: c, c: sc, ldc: t)
+                BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: qv.row(start) + column, lda: c,
+                           b: projectedPositions.data + column, ldb: c, c: ps, ldc: t)
+                Self.addRelativeShift(sc, ps, length: t)
+                let a = probabilityBase + offsets[b] + h * t * t
+                softmaxRows(a, sc, rows: t, columns: t, scale: scale)
+                var weights = UnsafePointer(a)
+                if dropoutActive {
+                    attentionDropout.applyAttention(to: dr, from: a, length: t, head: h, utterance: b,
+                                                    multipliers: mask, context)
+                    weights = UnsafePointer(dr)
                 }
+                BLAS.sgemm(m: t, n: d, k: t, a: weights, lda: t, b: v.row(start) + column, ldb: c,
+                           c: self.context.row(start) + column, ldc: c)
             }
         }
         output.resize(rows: n, columns: c)
@@ -195,48 +193,46 @@ public final class RelativePositionAttention {
         let offsets = probabilityOffsets
         probabilities.withUnsafeMutableBufferPointer { allProbabilities in
             let probabilityBase = allProbabilities.baseAddress!
-            AttentionWorkers.run(segments, heads: heads, headDimension: d, longest: longest) { b, scratch in
+            AttentionWorkers.run(segments, heads: heads, headDimension: d, longest: longest) { b, h, scratch in
                 let dA = scratch.scores, dS = scratch.positionScores, dropped = scratch.dropped
                 let mask = scratch.multipliers
                 let start = segments.start(b), t = segments.length(b)
-                for h in 0..<heads {
-                    let column = h * d
-                    let a = probabilityBase + offsets[b] + h * t * t
-                    var weights = UnsafePointer(a)
-                    if dropoutActive {
-                        attentionDropout.applyAttention(to: dropped, from: a, length: t, head: h, utterance: b,
-                                                        multipliers: mask, context)
-                        weights = UnsafePointer(dropped)
-                    }
-                    // dv = A'ᵀ dcontext;  dA' = dcontext vᵀ
-                    BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: weights, lda: t,
-                               b: dContext.row(start) + column, ldb: c, c: dV.row(start) + column, ldc: c)
-                    BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: dContext.row(start) + column, lda: c,
-                               b: v.row(start) + column, ldb: c, c: dA, ldc: t)
-                    if dropoutActive {
-                        attentionDropout.applyAttention(to: dA, from: dA, length: t, head: h, utterance: b,
-                                                        multipliers: mask, context)
-                    }
-                    // dZ = A ⊙ (dA − Σ_j dA A) · scale, in place in dA.
-                    for i in 0..<t {
-                        let aRow = a + i * t, gRow = dA + i * t
-                        let dot = Reductions.dot(gRow, aRow, count: t)
-                        for j in 0..<t { gRow[j] = aRow[j] * (gRow[j] - dot) * scale }
-                    }
-                    // Content term: dqu = dZ k, dk = dZᵀ qu.
-                    BLAS.sgemm(m: t, n: d, k: t, a: dA, lda: t, b: k.row(start) + column, ldb: c,
-                               c: dQu.row(start) + column, ldc: c)
-                    BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: dA, lda: t,
-                               b: qu.row(start) + column, ldb: c, c: dK.row(start) + column, ldc: c)
-                    // Position term: dS = relshiftᵀ(dZ); dqv = dS p, dp_b = dSᵀ qv (this utterance's
-                    // rows of the per-utterance position gradients).
-                    dS.update(repeating: 0, count: t * t)
-                    Self.addRelativeShiftTranspose(dS, dA, length: t)
-                    BLAS.sgemm(m: t, n: d, k: t, a: dS, lda: t, b: projectedPositions.data + column, ldb: c,
-                               c: dQv.row(start) + column, ldc: c)
-                    BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: dS, lda: t,
-                               b: qv.row(start) + column, ldb: c, c: dPositionsByUtterance.row(start) + column, ldc: c)
+                let column = h * d
+                let a = probabilityBase + offsets[b] + h * t * t
+                var weights = UnsafePointer(a)
+                if dropoutActive {
+                    attentionDropout.applyAttention(to: dropped, from: a, length: t, head: h, utterance: b,
+                                                    multipliers: mask, context)
+                    weights = UnsafePointer(dropped)
                 }
+                // dv = A'ᵀ dcontext;  dA' = dcontext vᵀ
+                BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: weights, lda: t,
+                           b: dContext.row(start) + column, ldb: c, c: dV.row(start) + column, ldc: c)
+                BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: dContext.row(start) + column, lda: c,
+                           b: v.row(start) + column, ldb: c, c: dA, ldc: t)
+                if dropoutActive {
+                    attentionDropout.applyAttention(to: dA, from: dA, length: t, head: h, utterance: b,
+                                                    multipliers: mask, context)
+                }
+                // dZ = A ⊙ (dA − Σ_j dA A) · scale, in place in dA.
+                for i in 0..<t {
+                    let aRow = a + i * t, gRow = dA + i * t
+                    let dot = Reductions.dot(gRow, aRow, count: t)
+                    for j in 0..<t { gRow[j] = aRow[j] * (gRow[j] - dot) * scale }
+                }
+                // Content term: dqu = dZ k, dk = dZᵀ qu.
+                BLAS.sgemm(m: t, n: d, k: t, a: dA, lda: t, b: k.row(start) + column, ldb: c,
+                           c: dQu.row(start) + column, ldc: c)
+                BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: dA, lda: t,
+                           b: qu.row(start) + column, ldb: c, c: dK.row(start) + column, ldc: c)
+                // Position term: dS = relshiftᵀ(dZ); dqv = dS p, dp_b = dSᵀ qv (this utterance's
+                // rows of the per-utterance position gradients).
+                dS.update(repeating: 0, count: t * t)
+                Self.addRelativeShiftTranspose(dS, dA, length: t)
+                BLAS.sgemm(m: t, n: d, k: t, a: dS, lda: t, b: projectedPositions.data + column, ldb: c,
+                           c: dQv.row(start) + column, ldc: c)
+                BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: dS, lda: t,
+                           b: qv.row(start) + column, ldb: c, c: dPositionsByUtterance.row(start) + column, ldc: c)
             }
         }
         // dp = Σ_b dp_b in utterance order, whichever thread computed each.
