@@ -106,17 +106,19 @@ struct BenchCommand: ParsableCommand {
             // bound what the step can reach (rank 0).
             let stepProcessor = result.busyThreads * result.seconds.reduce(0, +) / Double(result.seconds.count)
             let productRate = 2 * result.productMultiplyAdds / max(result.productSeconds, 1e-9) / 1e9
+            // A rate per thread as a fraction of the machine's per-thread sgemm rate, if measured.
+            func ofMachine(_ rate: Double, _ format: String) -> NSString {
+                sgemm > 0 ? String(format: format, 100 * rate / (sgemm / Double(BLAS.threadCount))) as NSString : ""
+            }
             print(String(format: "sgemm calls of the step: %.1f GFLOP at %.1f GFLOP/s per thread%@, %.0f %% of the step's CPU time",
                              2 * result.productMultiplyAdds / 1e9, productRate,
-                             sgemm > 0 ? String(format: " (%.0f %% of the machine's per-thread rate)",
-                                                100 * productRate / (sgemm / Double(BLAS.threadCount))) as NSString : "" as NSString,
+                             ofMachine(productRate, " (%.0f %% of the machine's per-thread rate)"),
                              100 * result.productSeconds / max(stepProcessor, 1e-9)))
             print("  by shape (transposes of A and B, ranges of m × n × k; CPU s per iteration, GFLOP/s per thread, calls):")
             for (shape, totals) in result.productShapes.prefix(12) {
                 let rate = 2 * Double(totals.multiplyAdds) / max(totals.seconds, 1e-9) / 1e9
                 print(String(format: "    %-42@ %7.3f s  %6.1f GFLOP/s%@  %6d calls", shape.description as NSString, totals.seconds, rate,
-                             sgemm > 0 ? String(format: " (%3.0f %%)", 100 * rate / (sgemm / Double(BLAS.threadCount))) as NSString : "" as NSString,
-                             totals.calls))
+                             ofMachine(rate, " (%3.0f %%)"), totals.calls))
             }
             print(String(format: "allreduce: %.4f s per iteration (%.1f %% of the step)", result.allreduceSeconds,
                          100 * result.allreduceSeconds / result.median))
