@@ -135,4 +135,36 @@ final class LossTests: XCTestCase {
         }
         XCTAssertEqual(adam.steps, [3])
     }
+
+    /// The eight-lane update equals the plain Float loop bit for bit, on lanes and on the tail
+    /// (37 elements: four blocks of eight and five left over), over several steps.
+    func testAdamLanesEqualTheScalarLoopBitForBit() {
+        let registry = ParameterRegistry()
+        let parameter = registry.parameter("w", shape: [37], initializer: .ones)
+        let store = ParameterStore(registry)
+        store.initialize(seed: 0)
+        var config = AdamConfiguration()
+        config.learningRate = 0.01
+        config.weightDecay = 0.02
+        let adam = Adam(store: store, configuration: config)
+        var generator = SeededGenerator(seed: 5)
+        var theta = (0..<37).map { _ in generator.normal() }
+        for i in 0..<37 { store.values[i] = theta[i] }
+        var m = [Float](repeating: 0, count: 37), v = [Float](repeating: 0, count: 37)
+        let (beta1, beta2, epsilon, decay) = (config.beta1, config.beta2, config.epsilon, config.weightDecay)
+        for step in 1...4 {
+            let gradients = (0..<37).map { _ in generator.normal() }
+            for i in 0..<37 { store.gradient(parameter)[i] = gradients[i] }
+            adam.step(0..<37)
+            let stepSize = Float(Double(config.learningRate) / (1 - pow(Double(beta1), Double(step))))
+            let correction2 = Float((1 - pow(Double(beta2), Double(step))).squareRoot())
+            for i in 0..<37 {
+                let g = gradients[i] + decay * theta[i]
+                m[i] = beta1 * m[i] + (1 - beta1) * g
+                v[i] = beta2 * v[i] + (1 - beta2) * g * g
+                theta[i] -= stepSize * m[i] / (v[i].squareRoot() / correction2 + epsilon)
+            }
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: store.values, count: 37)), theta, "step \(step)")
+        }
+    }
 }

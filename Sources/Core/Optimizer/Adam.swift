@@ -54,13 +54,41 @@ public final class Adam {
             let correction2 = Float((1 - pow(Double(beta2), t)).squareRoot())
             let first = parameter.range.lowerBound
             Parallel.chunks(parameter.range.count) { chunk in
-                for i in (first + chunk.lowerBound)..<(first + chunk.upperBound) {
-                    let g = gradients[i] + decay * theta[i]
-                    m[i] = beta1 * m[i] + (1 - beta1) * g
-                    v[i] = beta2 * v[i] + (1 - beta2) * g * g
-                    theta[i] -= stepSize * m[i] / (v[i].squareRoot() / correction2 + epsilon)
-                }
+                Self.update(first + chunk.lowerBound..<first + chunk.upperBound, theta: theta, gradients: gradients, m: m, v: v,
+                            beta1: beta1, beta2: beta2, decay: decay, stepSize: stepSize, correction2: correction2, epsilon: epsilon)
             }
+        }
+    }
+
+    /// The Adam update of elements `range`, eight lanes at a time: the compiler does not
+    /// vectorise the scalar loop (it cannot prove the four buffers apart), which left Adam
+    /// bound on scalar square roots and divisions. Lane operations are the scalar ones in the
+    /// same order (no fused multiply-add), so the result is bit for bit the scalar loop's.
+    @inline(__always)
+    private static func update(_ range: Range<Int>, theta: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+                               m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
+                               beta1: Float, beta2: Float, decay: Float, stepSize: Float, correction2: Float, epsilon: Float) {
+        let b1 = SIMD8<Float>(repeating: beta1), b2 = SIMD8<Float>(repeating: beta2)
+        let oneMinusB1 = SIMD8<Float>(repeating: 1 - beta1), oneMinusB2 = SIMD8<Float>(repeating: 1 - beta2)
+        let decayLanes = SIMD8<Float>(repeating: decay), stepLanes = SIMD8<Float>(repeating: stepSize)
+        let correctionLanes = SIMD8<Float>(repeating: correction2), epsilonLanes = SIMD8<Float>(repeating: epsilon)
+        var i = range.lowerBound
+        while i + 8 <= range.upperBound {
+            let parameter = Reductions.load(theta + i)
+            let g = Reductions.load(gradients + i) + decayLanes * parameter
+            let first = b1 * Reductions.load(m + i) + oneMinusB1 * g
+            let second = b2 * Reductions.load(v + i) + oneMinusB2 * g * g
+            Reductions.store(first, m + i)
+            Reductions.store(second, v + i)
+            Reductions.store(parameter - stepLanes * first / (second.squareRoot() / correctionLanes + epsilonLanes), theta + i)
+            i += 8
+        }
+        while i < range.upperBound {
+            let g = gradients[i] + decay * theta[i]
+            m[i] = beta1 * m[i] + (1 - beta1) * g
+            v[i] = beta2 * v[i] + (1 - beta2) * g * g
+            theta[i] -= stepSize * m[i] / (v[i].squareRoot() / correction2 + epsilon)
+            i += 1
         }
     }
 }
