@@ -12,7 +12,8 @@ struct BenchCommand: ParsableCommand {
         discussion: """
         Audio frames uniform in 100–200, video in 60–120 (fixed seed), categorical with 6 classes, dropout \
         on. Prints the time per phase and per layer kind, GFLOP/s on the analytic count of useful FLOPs, \
-        the machine's sgemm rate, inference latency per head, peak RSS, and `median_s=<seconds>` last.
+        the machine's sgemm rate, the step's sgemm time by shape class, inference latency per head, peak \
+        RSS, every iteration's time (`iterations_s=`), and `median_s=<seconds>` last.
         """)
 
     @OptionGroup var modelOptions: ModelOptions
