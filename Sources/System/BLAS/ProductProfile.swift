@@ -26,6 +26,7 @@ public enum ProductProfile {
         }
     }
 
+    /// CPU seconds, multiply-adds and calls of one shape class.
     public struct Totals: Sendable {
         public var seconds = 0.0
         public var multiplyAdds = 0
