@@ -113,15 +113,21 @@ final class LossTests: XCTestCase {
         XCTAssertEqual(gradient[0, 0], 0)
     }
 
-    func testAdamMatchesTheClosedFormForOneParameter() {
+    /// One parameter "w" of `count` ones and an Adam over it.
+    func adamFixture(count: Int, learningRate: Float, weightDecay: Float)
+        -> (store: ParameterStore, parameter: Parameter, adam: Adam, configuration: AdamConfiguration) {
         let registry = ParameterRegistry()
-        let parameter = registry.parameter("w", shape: [1], initializer: .ones)
+        let parameter = registry.parameter("w", shape: [count], initializer: .ones)
         let store = ParameterStore(registry)
         store.initialize(seed: 0)
         var config = AdamConfiguration()
-        config.learningRate = 0.1
-        config.weightDecay = 0.01
-        let adam = Adam(store: store, configuration: config)
+        config.learningRate = learningRate
+        config.weightDecay = weightDecay
+        return (store, parameter, Adam(store: store, configuration: config), config)
+    }
+
+    func testAdamMatchesTheClosedFormForOneParameter() {
+        let (store, parameter, adam, _) = adamFixture(count: 1, learningRate: 0.1, weightDecay: 0.01)
         var theta = 1.0, m = 0.0, v = 0.0
         for step in 1...3 {
             let g = 0.5 * Double(step)
@@ -139,14 +145,7 @@ final class LossTests: XCTestCase {
     /// The eight-lane update equals the plain Float loop bit for bit, on lanes and on the tail
     /// (37 elements: four blocks of eight and five left over), over several steps.
     func testAdamLanesEqualTheScalarLoopBitForBit() {
-        let registry = ParameterRegistry()
-        let parameter = registry.parameter("w", shape: [37], initializer: .ones)
-        let store = ParameterStore(registry)
-        store.initialize(seed: 0)
-        var config = AdamConfiguration()
-        config.learningRate = 0.01
-        config.weightDecay = 0.02
-        let adam = Adam(store: store, configuration: config)
+        let (store, parameter, adam, config) = adamFixture(count: 37, learningRate: 0.01, weightDecay: 0.02)
         var generator = SeededGenerator(seed: 5)
         var theta = (0..<37).map { _ in generator.normal() }
         for i in 0..<37 { store.values[i] = theta[i] }

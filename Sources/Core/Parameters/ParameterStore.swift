@@ -28,12 +28,10 @@ public final class ParameterStore {
         counters = registry.counters
         parameterCount = registry.parameterCount
         bufferCount = registry.bufferCount
-        values = FloatBuffer.allocate(count: parameterCount)
-        gradients = FloatBuffer.allocate(count: parameterCount)
+        values = FloatBuffer.allocateZeroed(count: parameterCount)
+        gradients = FloatBuffer.allocateZeroed(count: parameterCount)
         bufferValues = .allocate(capacity: max(bufferCount, 1))
         counterValues = .allocate(capacity: max(counters.count, 1))
-        values.initialize(repeating: 0, count: max(parameterCount, 1))
-        gradients.initialize(repeating: 0, count: max(parameterCount, 1))
         bufferValues.initialize(repeating: 0, count: max(bufferCount, 1))
         counterValues.initialize(repeating: 0, count: max(counters.count, 1))
         parameterIndex = Dictionary(uniqueKeysWithValues: parameters.enumerated().map { ($1.name, $0) })

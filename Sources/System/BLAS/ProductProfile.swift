@@ -9,8 +9,6 @@ import Glibc
 /// off by default (one branch per product).
 public enum ProductProfile {
     nonisolated(unsafe) public static var enabled = false  // read by the inlined `measure`
-    private static let nanoseconds = Atomic<Int>(0)
-    private static let work = Atomic<Int>(0)
     private static let classes = Mutex<[ShapeClass: Totals]>([:])
 
     /// Products grouped by transposes and by each dimension's power-of-two range, so that
@@ -31,6 +29,12 @@ public enum ProductProfile {
         public var seconds = 0.0
         public var multiplyAdds = 0
         public var calls = 0
+
+        mutating func add(seconds: Double, multiplyAdds: Int) {
+            self.seconds += seconds
+            self.multiplyAdds += multiplyAdds
+            calls += 1
+        }
     }
 
     /// Runs one single-threaded `cblas_sgemm` call of m × n × k multiply-adds, timed when enabled.
@@ -44,29 +48,21 @@ public enum ProductProfile {
         clock_gettime(CLOCK_MONOTONIC, &start)
         call()
         clock_gettime(CLOCK_MONOTONIC, &end)
-        let elapsed = (end.tv_sec - start.tv_sec) * 1_000_000_000 + (end.tv_nsec - start.tv_nsec)
-        nanoseconds.wrappingAdd(elapsed, ordering: .relaxed)
-        work.wrappingAdd(m * n * k, ordering: .relaxed)
+        let seconds = Double((end.tv_sec - start.tv_sec) * 1_000_000_000 + (end.tv_nsec - start.tv_nsec)) / 1e9
         func log2(_ value: Int) -> Int { Int.bitWidth - 1 - value.leadingZeroBitCount }
         let shape = ShapeClass(transposeA: transposeA == .transposed, transposeB: transposeB == .transposed,
                                m: log2(m), n: log2(n), k: log2(k))
-        classes.withLock { totals in
-            totals[shape, default: Totals()].seconds += Double(elapsed) / 1e9
-            totals[shape, default: Totals()].multiplyAdds += m * n * k
-            totals[shape, default: Totals()].calls += 1
-        }
+        classes.withLock { $0[shape, default: Totals()].add(seconds: seconds, multiplyAdds: m * n * k) }
     }
 
     public static func reset() {
-        nanoseconds.store(0, ordering: .relaxed)
-        work.store(0, ordering: .relaxed)
         classes.withLock { $0.removeAll() }
     }
 
     /// Seconds inside sgemm calls since the last reset, summed over threads.
-    public static var seconds: Double { Double(nanoseconds.load(ordering: .relaxed)) / 1e9 }
+    public static var seconds: Double { classes.withLock { $0.values.reduce(0) { $0 + $1.seconds } } }
     /// Multiply-adds of those calls.
-    public static var multiplyAdds: Int { work.load(ordering: .relaxed) }
+    public static var multiplyAdds: Int { classes.withLock { $0.values.reduce(0) { $0 + $1.multiplyAdds } } }
     /// The same totals by shape class, most time first.
     public static var byShape: [(ShapeClass, Totals)] {
         classes.withLock { Array($0) }.sorted { $0.1.seconds > $1.1.seconds }
