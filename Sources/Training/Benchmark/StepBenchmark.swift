@@ -180,35 +180,57 @@ public final class StepBenchmark {
 }
 
 /// An analytic count of the useful floating-point operations of one Algorithm-1 iteration
-/// (valid frames only, 2 per multiply-add, matrix products and convolutions; elementwise
-/// work, normalisation and softmax are not counted):
+/// (2 per multiply-add; matrix products and convolutions; elementwise work, normalisation
+/// and softmax are not counted). Useful means what the model needs, not what an
+/// implementation happens to do: valid frames only, convolution taps that fall on an
+/// utterance's zero padding not counted, and the relative-position projection (the table is
+/// the same for every utterance) counted once per batch at its longest utterance.
 /// - per utterance of T frames through a Conformer encoder of width C, H heads, E expansion,
 ///   kernel K and N blocks with input width I: T·I·C (input projection) + N·[2·2·T·C·E·C
-///   (two feed-forward modules) + 4·T·C² (q, k, v, out) + T·C² (pos) + 3·T²·C (content and
-///   position scores, context) + T·C·2C + T·C·K + T·C² (convolution module)];
-/// - a branch adds the temporal projection T·d_m·P·k_proj and its encoder (I = P);
+///   (two feed-forward modules) + 4·T·C² (q, k, v, out) + 3·T²·C (content and position
+///   scores, context) + T·C·2C + C·taps(T, K) + T·C² (convolution module)], where
+///   taps(T, K) = Σ over the K taps of the frames whose source lies inside the utterance;
+/// - per batch and encoder, the position projection N·T_max·C²;
+/// - a branch adds the temporal projection taps(T, k_proj)·d_m·P and its encoder (I = P);
 /// - training a phase costs 3× its forward (forward, input and weight gradients) but for the
-///   temporal projection, 2× (its input is data: no input gradient is formed), the frozen
-///   forward of the AV phase 1×; heads are counted with their three linear layers.
+///   temporal projection and the position projection, 2× (their inputs are data and a fixed
+///   table: no input gradient is formed); the frozen forward of the AV phase 1×; heads are
+///   counted with their three linear layers, the AV head without its input gradient (its
+///   input, the frozen representations, takes none).
+/// `FlopCountTests` checks the count against the multiply-adds of the sgemm calls of a step.
 public enum FlopCount {
-    static func encoder(_ t: Double, inputs: Int, blocks: Int, _ c: VAVLConfiguration) -> Double {
-        let width = Double(c.dim), e = Double(c.feedForwardExpansion), k = Double(c.convolutionKernel)
-        let block = 2 * 2 * t * width * e * width + 5 * t * width * width + 3 * t * t * width
-            + t * width * 2 * width + t * width * k + t * width * width
+    /// Σ over the taps of a same-padded kernel of the frames whose source frame is inside an
+    /// utterance of `frames` frames.
+    static func validTaps(frames: Int, kernel: Int) -> Double {
+        let half = kernel / 2
+        return Double((0..<kernel).map { max(0, frames - abs($0 - half)) }.reduce(0, +))
+    }
+
+    /// Multiply-adds of one utterance through an encoder (forward), the position projection aside.
+    static func encoder(_ frames: Int, inputs: Int, blocks: Int, _ c: VAVLConfiguration) -> Double {
+        let t = Double(frames), width = Double(c.dim), e = Double(c.feedForwardExpansion)
+        let block = 2 * 2 * t * width * e * width + 4 * t * width * width + 3 * t * t * width
+            + t * width * 2 * width + width * validTaps(frames: frames, kernel: c.convolutionKernel) + t * width * width
         return t * Double(inputs) * width + Double(blocks) * block
     }
 
-    /// Multiply-adds of one utterance's temporal projection (forward).
-    static func projection(_ t: Int, modality: Modality, _ c: VAVLConfiguration) -> Double {
-        let inputs = modality == .audio ? c.audioDimension : c.videoDimension
-        return Double(t) * Double(inputs) * Double(c.projectionDimension) * Double(c.projectionKernel)
+    /// Multiply-adds of an encoder's position projections for a batch whose longest utterance
+    /// has `longest` frames (forward).
+    static func positions(longest: Int, blocks: Int, _ c: VAVLConfiguration) -> Double {
+        Double(blocks) * Double(longest) * Double(c.dim) * Double(c.dim)
     }
 
-    /// Multiply-adds of one utterance through branch + shared layers (forward).
-    static func representation(_ t: Int, modality: Modality, _ c: VAVLConfiguration) -> Double {
-        let frames = Double(t)
+    /// Multiply-adds of one utterance's temporal projection (forward).
+    static func projection(_ frames: Int, modality: Modality, _ c: VAVLConfiguration) -> Double {
+        let inputs = modality == .audio ? c.audioDimension : c.videoDimension
+        return validTaps(frames: frames, kernel: c.projectionKernel) * Double(inputs) * Double(c.projectionDimension)
+    }
+
+    /// Multiply-adds of one utterance through branch + shared layers (forward), position
+    /// projections aside.
+    static func representation(_ frames: Int, modality: Modality, _ c: VAVLConfiguration) -> Double {
         let blocks = modality == .audio ? c.acousticBlocks : c.visualBlocks
-        return projection(t, modality: modality, c)
+        return projection(frames, modality: modality, c)
             + encoder(frames, inputs: c.projectionDimension, blocks: blocks, c)
             + encoder(frames, inputs: c.dim, blocks: c.sharedBlocks, c)
     }
@@ -226,10 +248,16 @@ public enum FlopCount {
         let headsA = n * (head(inputs: c.dim, outputs: c.outputDimension, c) + (recon ? head(inputs: c.dim, outputs: c.audioDimension, c) : 0))
         let headsV = n * (head(inputs: c.dim, outputs: c.outputDimension, c) + (recon ? head(inputs: c.dim, outputs: c.videoDimension, c) : 0))
         let headAV = n * head(inputs: 2 * c.dim, outputs: c.outputDimension, c)
-        // The projections' input gradients are not formed: one forward's worth less each.
+        // Formed neither for the temporal projections (data) nor for the position projections
+        // (a fixed table): no input gradient, one forward's worth less each.
         let projections = audioLengths.map { projection($0, modality: .audio, c) }.reduce(0, +)
             + videoLengths.map { projection($0, modality: .video, c) }.reduce(0, +)
-        let multiplyAdds = 3 * (audio + headsA) + 3 * (video + headsV) + (audio + video) + 3 * headAV - projections
+        let positionsA = positions(longest: audioLengths.max() ?? 0, blocks: c.acousticBlocks + c.sharedBlocks, c)
+        let positionsV = positions(longest: videoLengths.max() ?? 0, blocks: c.visualBlocks + c.sharedBlocks, c)
+        // The AV head's input (frozen representations) needs no gradient either.
+        let headAVInputGradient = n * Double(2 * c.dim * c.headHidden1)
+        let multiplyAdds = 3 * (audio + headsA) + 3 * (video + headsV) + (audio + video) + 3 * headAV - headAVInputGradient
+            - projections + 3 * (positionsA + positionsV)
         return 2 * multiplyAdds
     }
 }
@@ -271,8 +299,8 @@ public enum EncoderBenchmark {
             encoder.backward(gradient, context, needsInputGradient: false)
             both.append(Profiler.now() - start)
         }
-        let flops = 2 * lengths.map { FlopCount.encoder(Double($0), inputs: conformer.inputs, blocks: conformer.blocks, configuration) }
-            .reduce(0, +)
+        let flops = 2 * (lengths.map { FlopCount.encoder($0, inputs: conformer.inputs, blocks: conformer.blocks, configuration) }
+            .reduce(0, +) + FlopCount.positions(longest: lengths.max() ?? 0, blocks: conformer.blocks, configuration))
         return Result(forwardSeconds: forward.sorted()[forward.count / 2], forwardBackwardSeconds: both.sorted()[both.count / 2],
                       forwardFlops: flops)
     }
