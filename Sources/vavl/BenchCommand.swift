@@ -121,6 +121,7 @@ struct BenchCommand: ParsableCommand {
                 print(String(format: "    %-42@ %7.3f s  %6.1f GFLOP/s%@  %6d calls", shape.description as NSString, totals.seconds, rate,
                              ofMachine(rate, " (%3.0f %%)"), totals.calls))
             }
+            print(String(format: "kernel: %.3f CPU s and %.0f page faults per iteration (rank 0)", result.kernelSeconds, result.pageFaults))
             print(String(format: "allreduce: %.4f s per iteration (%.1f %% of the step)", result.allreduceSeconds,
                          100 * result.allreduceSeconds / result.median))
             for (head, seconds) in latency { print(String(format: "inference latency %@: %.2f ms per utterance", head as NSString, seconds * 1000)) }

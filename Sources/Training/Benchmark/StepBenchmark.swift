@@ -65,6 +65,10 @@ public final class StepBenchmark {
         public var productShapes: [(ProductProfile.ShapeClass, ProductProfile.Totals)]
         public var allreduceSeconds: Double
         public var flops: Double
+        /// Kernel CPU seconds and page faults of rank 0 per timed iteration (`getrusage`): near
+        /// zero when the step reuses its memory, as it should after the warm-up.
+        public var kernelSeconds: Double
+        public var pageFaults: Double
     }
 
     /// Runs `warmup` untimed and `iterations` timed iterations; the time of an iteration is
@@ -86,6 +90,7 @@ public final class StepBenchmark {
         var seconds: [Double] = []
         var processorSeconds = 0.0
         var allreduce = 0.0
+        var kernelSeconds = 0.0, pageFaults = 0
         for iteration in 0..<(warmup + iterations) {
             if iteration >= warmup { betweenIterations?() }
             if iteration == warmup {
@@ -96,7 +101,7 @@ public final class StepBenchmark {
                 ProductProfile.reset()
             }
             try communicator.barrier()
-            let start = Profiler.now(), processorStart = Profiler.processorTime()
+            let start = Profiler.now(), processorStart = Profiler.processorTime(), usageStart = Self.usage()
             ProductProfile.enabled = profile && iteration >= warmup
             try algorithm.iterate(batch, counts: counts, iteration: iteration)
             ProductProfile.enabled = false
@@ -104,6 +109,9 @@ public final class StepBenchmark {
             if iteration >= warmup {
                 seconds.append(Profiler.now() - start)
                 processorSeconds += Profiler.processorTime() - processorStart
+                let usageEnd = Self.usage()
+                kernelSeconds += usageEnd.kernelSeconds - usageStart.kernelSeconds
+                pageFaults += usageEnd.pageFaults - usageStart.pageFaults
             }
         }
         if iterations > 0 { betweenIterations?() }
@@ -123,7 +131,16 @@ public final class StepBenchmark {
                           return (shape, perIteration)
                       },
                       allreduceSeconds: (collectives.reductionSeconds - allreduce) / Double(iterations),
-                      flops: FlopCount.iteration(configuration, audioLengths: audioLengths, videoLengths: videoLengths))
+                      flops: FlopCount.iteration(configuration, audioLengths: audioLengths, videoLengths: videoLengths),
+                      kernelSeconds: kernelSeconds / Double(max(iterations, 1)),
+                      pageFaults: Double(pageFaults) / Double(max(iterations, 1)))
+    }
+
+    /// This process's kernel CPU time and page faults so far.
+    private static func usage() -> (kernelSeconds: Double, pageFaults: Int) {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return (Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6, usage.ru_minflt + usage.ru_majflt)
     }
 
     /// Median seconds of one utterance's prediction by each head (AV, audio only, video only),
