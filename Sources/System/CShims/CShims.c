@@ -2,6 +2,7 @@
 #include "CShims.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,4 +68,15 @@ const char *vavl_sgemm_library(void) {
     Dl_info info;
     if (symbol == 0 || dladdr(symbol, &info) == 0 || info.dli_fname == 0) return "unknown";
     return info.dli_fname;
+}
+
+// MARK: - Memory
+
+int vavl_keep_freed_heap_memory(void) {
+    // The user's own settings win (glibc reads these at the first allocation).
+    if (getenv("MALLOC_TRIM_THRESHOLD_") || getenv("MALLOC_MMAP_THRESHOLD_") || getenv("GLIBC_TUNABLES")) return 0;
+    // The largest threshold glibc accepts on 64-bit systems: blocks up to 32 MiB come from the heap.
+    if (!mallopt(M_MMAP_THRESHOLD, 32 << 20)) return 0;
+    if (!mallopt(M_TRIM_THRESHOLD, 1 << 30)) return 0;
+    return 1;
 }
