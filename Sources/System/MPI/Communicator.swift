@@ -19,7 +19,7 @@ public enum MPIRuntime {
         initialized = true
         // Before MPI allocates anything: without it, each step's allreduce buffers came from
         // fresh pages (37,700 page faults and 0.1 kernel CPU s per paper-config iteration on
-        // a rank, exposed allreduce 0.27 → 0.17 s).
+        // a rank; exposed allreduce 0.27 → 0.17–0.19 s).
         _ = vavl_keep_freed_heap_memory()
         var alreadyInitialized: Int32 = 0
         MPI_Initialized(&alreadyInitialized)
