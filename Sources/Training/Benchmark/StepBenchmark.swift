@@ -138,9 +138,15 @@ public final class StepBenchmark {
 
     /// This process's kernel CPU time and page faults so far.
     private static func usage() -> (kernelSeconds: Double, pageFaults: Int) {
+        let usage = resourceUsage()
+        return (Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6, usage.ru_minflt + usage.ru_majflt)
+    }
+
+    /// `getrusage` of this process.
+    private static func resourceUsage() -> rusage {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        return (Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6, usage.ru_minflt + usage.ru_majflt)
+        return usage
     }
 
     /// Median seconds of one utterance's prediction by each head (AV, audio only, video only),
@@ -190,9 +196,7 @@ public final class StepBenchmark {
 
     /// Peak resident memory of this process (getrusage), in MiB.
     public static var peakResidentMiB: Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_maxrss) / 1024
+        Double(resourceUsage().ru_maxrss) / 1024
     }
 }
 
