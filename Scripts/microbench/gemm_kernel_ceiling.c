@@ -10,7 +10,8 @@
 //
 // Prints, per shape: OpenBLAS's and the own kernel's median rate as a fraction of the
 // 2048² median, the median of the pairwise speed ratios own / OpenBLAS, and the largest
-// difference between the two results (a wrong kernel would make the timing meaningless).
+// difference between the two results (a wrong kernel would make the timing meaningless);
+// then OpenBLAS on the first shape with its operands in cache and evicted.
 //
 //   gcc -O3 -march=skylake-avx512 gemm_kernel_ceiling.c -lopenblas -lm   (Scripts/bench-kernel-ceiling.sh)
 #include <cblas.h>
@@ -159,6 +160,28 @@ static void measure(const char *name, int m, int n, int k, int transposed) {
     free(x); free(w); free(packed); free(reference); free(own); free(panel); free(edge); free(square); free(squareC);
 }
 
+// OpenBLAS on the first shape right after the same product (operands in cache) against
+// right after a 256 MiB pass that evicts them, as the step's passes between products might.
+static void measureColdOperands(int m, int n, int k) {
+    float *x = filled((size_t)m * k, 1), *w = filled((size_t)n * k, 2), *c = filled((size_t)m * n, 3);
+    size_t flushBytes = (size_t)256 << 20;
+    unsigned char *flush = malloc(flushBytes);
+    double ratio[PAIRS];
+    for (int r = 0; r < PAIRS; r++) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1, x, k, w, k, 0, c, n);
+        double t0 = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1, x, k, w, k, 0, c, n);
+        double warm = now() - t0;
+        memset(flush, r, flushBytes);
+        t0 = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1, x, k, w, k, 0, c, n);
+        ratio[r] = warm / (now() - t0);
+    }
+    printf("OpenBLAS NT %d × %d × %d with operands evicted by a 256 MiB pass: speed %.3f of the cached run (median of %d pairs)\n",
+           m, n, k, median(ratio, PAIRS), PAIRS);
+    free(x); free(w); free(c); free(flush);
+}
+
 int main(void) {
     // The step's products of one batch of 32 paired utterances (4,841 audio frames); see
     // `vavl bench`'s breakdown by shape.
@@ -167,5 +190,6 @@ int main(void) {
     measure("attention projection NT 4841 × 512 × 512", 4841, 512, 512, 1);
     measure("FF linear1 input gradient NN 4841 × 512 × 2048", 4841, 512, 2048, 0);
     measure("FF linear2 input gradient NN 4841 × 2048 × 512", 4841, 2048, 512, 0);
+    measureColdOperands(4841, 2048, 512);
     return 0;
 }
