@@ -149,14 +149,14 @@ static void measure(const char *name, int m, int n, int k, int transposed) {
         difference = fmax(difference, fabs(reference[i] - own[i]));
         scale = fmax(scale, fabs(reference[i]));
     }
-    double square_median = median(squareRate, PAIRS);
-    printf("%-44s OpenBLAS %5.1f GFLOP/s (%3.0f %% of 2048²)  own kernel %5.1f (%3.0f %%)  own/OpenBLAS %.3f  max |Δ| %.1e of %.1e\n",
-           name, median(blasRate, PAIRS), 100 * median(blasRate, PAIRS) / square_median, median(ownRate, PAIRS),
-           100 * median(ownRate, PAIRS) / square_median, median(ratio, PAIRS), difference, scale);
     if (!(difference <= 1e-4 * scale)) {
         fprintf(stderr, "gemm_kernel_ceiling: the own kernel's result differs from OpenBLAS's for %s\n", name);
         exit(1);
     }
+    double square_median = median(squareRate, PAIRS);
+    printf("%-44s OpenBLAS %5.1f GFLOP/s (%3.0f %% of 2048²)  own kernel %5.1f (%3.0f %%)  own/OpenBLAS %.3f  max |Δ| %.1e of %.1e\n",
+           name, median(blasRate, PAIRS), 100 * median(blasRate, PAIRS) / square_median, median(ownRate, PAIRS),
+           100 * median(ownRate, PAIRS) / square_median, median(ratio, PAIRS), difference, scale);
     free(x); free(w); free(packed); free(reference); free(own); free(panel); free(edge); free(square); free(squareC);
 }
 
