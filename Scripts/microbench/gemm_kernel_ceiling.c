@@ -127,7 +127,7 @@ static void measure(const char *name, int m, int n, int k, int transposed) {
     float *panel = filled((size_t)ROWS * DEPTH, 6), *edge = filled(ROWS * COLUMNS, 7);
     float *square = filled(2048 * 2048, 8), *squareC = filled(2048 * 2048, 9);
     packWeights(w, n, k, transposed, packed);
-    double flop = 2.0 * m * n * k, square_flop = 2.0 * 2048 * 2048 * 2048;
+    double flop = 2.0 * m * n * k, squareFlop = 2.0 * 2048 * 2048 * 2048;
     double squareRate[PAIRS], blasRate[PAIRS], ownRate[PAIRS], ratio[PAIRS];
     for (int r = 0; r < PAIRS; r++) {
         double t0 = now();
@@ -139,7 +139,7 @@ static void measure(const char *name, int m, int n, int k, int transposed) {
         double t2 = now();
         ownProduct(m, n, k, x, packed, own, panel, edge);
         double t3 = now();
-        squareRate[r] = square_flop / (t1 - t0) / 1e9;
+        squareRate[r] = squareFlop / (t1 - t0) / 1e9;
         blasRate[r] = flop / (t2 - t1) / 1e9;
         ownRate[r] = flop / (t3 - t2) / 1e9;
         ratio[r] = (t2 - t1) / (t3 - t2);
@@ -153,10 +153,10 @@ static void measure(const char *name, int m, int n, int k, int transposed) {
         fprintf(stderr, "gemm_kernel_ceiling: the own kernel's result differs from OpenBLAS's for %s\n", name);
         exit(1);
     }
-    double square_median = median(squareRate, PAIRS);
+    double squareMedian = median(squareRate, PAIRS);
     printf("%-44s OpenBLAS %5.1f GFLOP/s (%3.0f %% of 2048²)  own kernel %5.1f (%3.0f %%)  own/OpenBLAS %.3f  max |Δ| %.1e of %.1e\n",
-           name, median(blasRate, PAIRS), 100 * median(blasRate, PAIRS) / square_median, median(ownRate, PAIRS),
-           100 * median(ownRate, PAIRS) / square_median, median(ratio, PAIRS), difference, scale);
+           name, median(blasRate, PAIRS), 100 * median(blasRate, PAIRS) / squareMedian, median(ownRate, PAIRS),
+           100 * median(ownRate, PAIRS) / squareMedian, median(ratio, PAIRS), difference, scale);
     free(x); free(w); free(packed); free(reference); free(own); free(panel); free(edge); free(square); free(squareC);
 }
 
