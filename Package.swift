@@ -61,12 +61,15 @@ let package = Package(
         .target(name: "MPI", dependencies: ["CMPI", "CShims"], path: "Sources/System/MPI"),
         .target(name: "HDF5", dependencies: ["CHDF5", "CShims"], path: "Sources/System/HDF5"),
 
+        // MARK: - Shared vocabulary: modality, task, label transform, seeded randomness
+        .target(name: "VAVLVocabulary", path: "Sources/Vocabulary", swiftSettings: optimized),
+
         // MARK: - Numeric core: tensor kernels, layers, the VAVL model, losses, optimizer
-        .target(name: "VAVLCore", dependencies: ["BLAS"], path: "Sources/Core",
+        .target(name: "VAVLCore", dependencies: ["BLAS", "VAVLVocabulary"], path: "Sources/Core",
                 swiftSettings: alwaysOptimized),
 
         // MARK: - Data: the HDF5 corpus format, import, synthetic corpora, statistics
-        .target(name: "VAVLData", dependencies: ["HDF5"], path: "Sources/Data",
+        .target(name: "VAVLData", dependencies: ["HDF5", "VAVLVocabulary"], path: "Sources/Data",
                 resources: [.copy("Resources")], swiftSettings: optimized),
 
         // MARK: - Distributed: MPI collectives, gradient buckets, replica synchronisation

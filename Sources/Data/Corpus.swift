@@ -10,7 +10,7 @@ import HDF5
 public final class Corpus: @unchecked Sendable {
     /// The file this corpus was opened from; every error names it.
     public let path: String
-    public let task: CorpusTask
+    public let task: PredictionTask
     /// The names of the label columns, K of them, in the order of ``labels``' columns.
     public let labelNames: [String]
     /// The rating scale of dimensional and sentiment labels (e.g. 1…5, −3…3); `nil` for
@@ -81,7 +81,7 @@ public final class Corpus: @unchecked Sendable {
             throw fail("unsupported corpus version \(version) (this reader knows version \(CorpusFormat.version))")
         }
         let taskName = try file.stringAttribute("task")
-        guard let task = CorpusTask(rawValue: taskName) else {
+        guard let task = PredictionTask(rawValue: taskName) else {
             throw fail("unknown task '\(taskName)' (expected categorical, dimensional or sentiment)")
         }
         let labelNames = try file.stringsAttribute("label_names")

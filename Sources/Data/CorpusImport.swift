@@ -8,7 +8,7 @@ public struct ImportOptions: Sendable {
     /// `FileName` without `.wav`. A missing file means that modality is missing.
     public var audioDirectory: String
     public var videoDirectory: String
-    public var task: CorpusTask
+    public var task: PredictionTask
     public var output: String
     /// Label columns, in order (default: every column but FileName, SpkrID, Gender, Split_Set).
     public var labelColumns: [String]?
@@ -20,7 +20,7 @@ public struct ImportOptions: Sendable {
     public var audioFramesPerSecond: Double = 50
     public var videoFramesPerSecond: Double = 30
 
-    public init(labelFile: String, audioDirectory: String, videoDirectory: String, task: CorpusTask, output: String,
+    public init(labelFile: String, audioDirectory: String, videoDirectory: String, task: PredictionTask, output: String,
                 labelColumns: [String]? = nil, labelRange: ClosedRange<Double>? = nil) {
         self.labelFile = labelFile
         self.audioDirectory = audioDirectory

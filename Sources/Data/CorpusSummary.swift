@@ -44,7 +44,7 @@ public struct CorpusSummary: Codable, Equatable, Sendable {
 
     public var file: String
     public var bytes: Int
-    public var task: CorpusTask
+    public var task: PredictionTask
     public var labelNames: [String]
     public var labelRange: [Double]?
     public var utterances: Int

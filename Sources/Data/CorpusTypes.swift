@@ -14,16 +14,6 @@
 //   SyntheticCorpus.swift    presets crema-d, msp-improv, mosei and the feature generator
 import Foundation
 
-/// The kind of labels a corpus carries (SPEC §1): it decides the loss and the metrics.
-public enum CorpusTask: String, Codable, CaseIterable, Sendable {
-    /// K class scores per utterance (a distribution over the classes, e.g. CREMA-D's six).
-    case categorical
-    /// K attribute values on a rating scale (e.g. MSP-IMPROV arousal, valence, dominance on 1–5).
-    case dimensional
-    /// One sentiment value (e.g. CMU-MOSEI, −3…3).
-    case sentiment
-}
-
 /// The partition an utterance belongs to. The stored names are `train`, `dev` and `test`.
 public enum Split: String, Codable, CaseIterable, Sendable {
     case train, dev, test
@@ -38,11 +28,6 @@ public enum Split: String, Codable, CaseIterable, Sendable {
         default: return nil
         }
     }
-}
-
-/// One of the two input streams of an utterance.
-public enum Modality: String, Codable, CaseIterable, Sendable {
-    case audio, video
 }
 
 /// A problem with a corpus or with the inputs of an import, naming the file, and the

@@ -7,7 +7,7 @@ import Glibc
 /// What a corpus holds besides its utterances: the task, the label columns and scale, the
 /// feature dimensions and frame rates (the root attributes of SPEC §5).
 public struct CorpusDescription: Codable, Equatable, Sendable {
-    public var task: CorpusTask
+    public var task: PredictionTask
     /// K label column names, in the order of the labels passed to ``CorpusWriter/append(id:speaker:split:labels:audio:video:)``.
     public var labelNames: [String]
     /// The rating scale (required for dimensional and sentiment corpora, optional for categorical).
@@ -18,7 +18,7 @@ public struct CorpusDescription: Codable, Equatable, Sendable {
     public var audioFramesPerSecond: Double
     public var videoFramesPerSecond: Double
 
-    public init(task: CorpusTask, labelNames: [String], labelRange: ClosedRange<Double>? = nil,
+    public init(task: PredictionTask, labelNames: [String], labelRange: ClosedRange<Double>? = nil,
                 audioDimension: Int, videoDimension: Int,
                 audioFramesPerSecond: Double = 50, videoFramesPerSecond: Double = 30) {
         self.task = task

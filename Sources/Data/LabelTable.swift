@@ -133,7 +133,7 @@ extension LabelTable {
     /// Errors name the file, the line and the utterance: an empty or duplicate name, an
     /// unknown split, a label that is not a finite number, a label outside `range`, or a
     /// negative class score for `task` categorical.
-    public func utterances(labelColumns: [String]? = nil, task: CorpusTask? = nil,
+    public func utterances(labelColumns: [String]? = nil, task: PredictionTask? = nil,
                            range: ClosedRange<Double>? = nil) throws -> LabeledUtterances {
         let names = labelColumns ?? defaultLabelColumns
         guard !names.isEmpty else { throw CorpusError(file: path, "no label columns (the header has \(columns.joined(separator: ", ")))") }

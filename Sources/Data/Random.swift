@@ -1,21 +1,5 @@
 // Seeded, fast random numbers for the synthetic corpora. Not for cryptography.
 
-/// SplitMix64 (Steele, Lea & Flood 2014): one 64-bit state, used to expand seeds.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    public var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    @inline(__always)
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// xoshiro256** (Blackman & Vigna 2018), seeded through SplitMix64 as its authors advise.
 /// About a nanosecond per 64-bit output.
 public struct Xoshiro256: RandomNumberGenerator, Sendable {
@@ -76,17 +60,6 @@ public struct Xoshiro256: RandomNumberGenerator, Sendable {
 
 /// √3 / 65536: makes the sum of four 16-bit uniforms unit-variance.
 @usableFromInline let fastNormalScale: Float = 1.7320508 / 65536
-
-/// FNV-1a over the UTF-8 bytes: a hash that is the same in every process (Swift's `Hasher`
-/// is seeded per process), so names can key random streams reproducibly.
-public func stableHash(_ text: String) -> UInt64 {
-    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-    for byte in text.utf8 {
-        hash ^= UInt64(byte)
-        hash = hash &* 0x100_0000_01B3
-    }
-    return hash
-}
 
 #if canImport(Glibc)
 import Glibc

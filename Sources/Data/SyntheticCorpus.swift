@@ -16,7 +16,7 @@ public enum SyntheticPreset: String, CaseIterable, Codable, Sendable {
     /// action units) by default.
     case mosei
 
-    public var task: CorpusTask {
+    public var task: PredictionTask {
         switch self {
         case .cremaD: return .categorical
         case .mspImprov: return .dimensional

@@ -37,7 +37,7 @@ struct BenchCommand: ParsableCommand {
             configuration.task = .categorical
             if let threads { BLAS.threadCount = threads }
             if encoderOnly {
-                var generator = SeededGenerator(seed: 2024)
+                var generator = SplitMix64(seed: 2024)
                 let lengths = (0..<configuration.batchSize).map { _ in 100 + Int(generator.next() % 101) }
                 let result = EncoderBenchmark.run(configuration: configuration, lengths: lengths, repetitions: iterations)
                 guard world.rank == 0 else { return }

@@ -5,28 +5,29 @@ import VAVLCore
 /// Model and optimisation options shared by `train` and `bench`. Every option is optional:
 /// unset options keep the value from the preset and the `--config` file, in that order.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Model size preset: paper (SPEC sizes), small (dim 64, 1+1+1 blocks) or tiny (dim 16).")
+    @Option(help: "Model size preset: paper (docs/DESIGN.md §2 sizes), small (dim 64, 1+1+1 blocks) or tiny (dim 16).")
     var model: String = "paper"
 
-    @Option(help: "A JSON config (SPEC §6 key names) applied after the preset; flags override it.")
+    @Option(help: "A JSON config (keys of docs/DESIGN.md §6, listed by `vavl summary --keys`) applied after the preset; flags override it.")
     var config: String?
 
-    @Option(help: "Model dimension (paper 512).") var dim: Int?
-    @Option(help: "Attention heads (paper 8).") var heads: Int?
+    @Option(help: configurationHelp("dim")) var dim: Int?
+    @Option(help: configurationHelp("heads")) var heads: Int?
     @Option(help: "Conformer blocks of the acoustic, visual and shared encoders, e.g. 3,3,2.") var blocks: String?
-    @Option(help: "Depthwise convolution kernel (paper 31).") var convKernel: Int?
-    @Option(help: "Temporal projection kernel k_proj (paper 5; 1 reproduces the released code).") var projKernel: Int?
-    @Option(help: "Projection width proj_dim (paper 50).") var projDim: Int?
-    @Option(help: "Learning rate (paper 5e-5).") var lr: Float?
-    @Option(help: "Global batch size (paper 32; 16 for MSP-IMPROV).") var batchSize: Int?
-    @Option(help: "Epochs (paper 20).") var epochs: Int?
-    @Option(help: "Seed of initialisation, sampling and dropout.") var seed: UInt64?
+    @Option(help: configurationHelp("conv_kernel")) var convKernel: Int?
+    @Option(help: configurationHelp("k_proj")) var projKernel: Int?
+    @Option(help: configurationHelp("proj_dim")) var projDim: Int?
+    @Option(help: configurationHelp("lr")) var lr: Float?
+    @Option(help: configurationHelp("batch_size")) var batchSize: Int?
+    @Option(help: configurationHelp("epochs")) var epochs: Int?
+    @Option(help: configurationHelp("seed")) var seed: UInt64?
     @Option(help: "Every dropout rate at once (0 turns dropout off; heads keep their own rate unless this is set).") var dropout: Float?
-    @Option(help: "Reconstruction weight α (default: 2 categorical, 1 otherwise; 0 = no-reconstruction ablation).") var alpha: Double?
+    @Option(help: configurationHelp("alpha")) var alpha: Double?
     @Flag(help: "Ablation: drop the residual over the shared layers.") var noResidual = false
     @Flag(help: "Ablation: no audio-visual head (AV prediction = mean of the unimodal predictions).") var noAvHead = false
     @Flag(help: "Train categorical tasks with soft-label cross-entropy.") var softLabel = false
-    @Option(help: "Phase order, e.g. acoustic,visual,audio_visual (the released code runs visual first).") var phaseOrder: String?
+    @Option(help: configurationHelp("phase_order")) var phaseOrder: String?
+    @Option(help: configurationHelp("precision")) var precision: Precision?
 
     /// Preset → config file → flags.
     func resolve() throws -> VAVLConfiguration {
@@ -47,10 +48,14 @@ struct ModelOptions: ParsableArguments {
                 throw ValidationError("\(config): not a JSON object")
             }
             for (key, value) in file { merged[key] = value }
+            let decoder = JSONDecoder()
+            decoder.userInfo[VAVLConfiguration.sourceKey] = "--config \(config)"
             do {
-                configuration = try JSONDecoder().decode(VAVLConfiguration.self, from: JSONSerialization.data(withJSONObject: merged))
+                configuration = try decoder.decode(VAVLConfiguration.self, from: JSONSerialization.data(withJSONObject: merged))
+            } catch let error as ConfigurationError {
+                throw ValidationError(error.description)
             } catch {
-                throw ValidationError("\(config): \(error)")
+                throw ValidationError("--config \(config): \(error)")
             }
         }
         if let dim { configuration.dim = dim }
@@ -79,6 +84,7 @@ struct ModelOptions: ParsableArguments {
         if noResidual { configuration.residual = false }
         if noAvHead { configuration.audioVisualHead = false }
         if softLabel { configuration.softLabel = true }
+        if let precision { configuration.precision = precision }
         if let phaseOrder {
             configuration.phaseOrder = try phaseOrder.split(separator: ",").map {
                 guard let phase = Phase(rawValue: String($0)) else {
@@ -87,12 +93,18 @@ struct ModelOptions: ParsableArguments {
                 return phase
             }
         }
-        guard configuration.dim % configuration.heads == 0 else {
-            throw ValidationError("--dim \(configuration.dim) is not divisible by --heads \(configuration.heads)")
-        }
-        guard configuration.convolutionKernel % 2 == 1, configuration.projectionKernel % 2 == 1 else {
-            throw ValidationError("convolution kernels must be odd (same padding)")
+        // One validation for every source: the flags, the config file and the preset.
+        if let (key, problem) = configuration.problems().first {
+            throw ValidationError("invalid configuration: '\(key)': \(problem)")
         }
         return configuration
     }
 }
+
+/// A flag's help text from the configuration table: the field's help and its valid range.
+func configurationHelp(_ key: String) -> ArgumentHelp {
+    guard let field = VAVLConfiguration.field(key) else { return ArgumentHelp("") }
+    return ArgumentHelp(field.range == "any" ? field.help : "\(field.help) Valid: \(field.range).")
+}
+
+extension Precision: ExpressibleByArgument {}

@@ -23,7 +23,7 @@ enum GradientCheck {
     }
 
     static func randomMatrix(rows: Int, columns: Int, seed: UInt64, scale: Float = 1, awayFromZero: Bool = false) -> Matrix {
-        var generator = SeededGenerator(seed: seed)
+        var generator = SplitMix64(seed: seed)
         let matrix = Matrix(rows: rows, columns: columns)
         for i in 0..<matrix.count {
             var value = generator.normal() * scale
@@ -35,7 +35,7 @@ enum GradientCheck {
 
     /// Perturbs every parameter (so affine terms are not at their trivial init) by seeded noise.
     static func perturbParameters(_ store: ParameterStore, seed: UInt64, scale: Float = 0.1) {
-        var generator = SeededGenerator(seed: seed)
+        var generator = SplitMix64(seed: seed)
         for i in 0..<store.parameterCount { store.values[i] += scale * generator.normal() }
     }
 
@@ -57,7 +57,7 @@ enum GradientCheck {
         let parameterGradient = Array(UnsafeBufferPointer(start: store.gradients, count: store.parameterCount))
 
         var report = Report()
-        var generator = SeededGenerator(seed: seed)
+        var generator = SplitMix64(seed: seed)
         func compare(_ analytical: Float, _ numerical: Float, _ what: String) {
             let error = abs(analytical - numerical)
             report.maximumError = max(report.maximumError, error)

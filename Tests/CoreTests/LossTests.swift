@@ -146,7 +146,7 @@ final class LossTests: XCTestCase {
     /// (37 elements: four blocks of eight and five left over), over several steps.
     func testAdamLanesEqualTheScalarLoopBitForBit() {
         let (store, parameter, adam, config) = adamFixture(count: 37, learningRate: 0.01, weightDecay: 0.02)
-        var generator = SeededGenerator(seed: 5)
+        var generator = SplitMix64(seed: 5)
         var theta = (0..<37).map { _ in generator.normal() }
         for i in 0..<37 { store.values[i] = theta[i] }
         var m = [Float](repeating: 0, count: 37), v = [Float](repeating: 0, count: 37)

@@ -46,7 +46,7 @@ final class ImportTests: CorpusTestCase {
         }
     }
 
-    func options(_ task: CorpusTask = .categorical) -> ImportOptions {
+    func options(_ task: PredictionTask = .categorical) -> ImportOptions {
         ImportOptions(labelFile: labels, audioDirectory: audio, videoDirectory: video, task: task, output: output)
     }
 

@@ -65,7 +65,7 @@ final class CommandLineTests: XCTestCase {
         let folder = Self.corpus.subfolder("predict")
         try FileManager.default.createDirectory(atPath: folder + "/audio", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: folder + "/video", withIntermediateDirectories: true)
-        var generator = SeededGenerator(seed: 1)
+        var generator = SplitMix64(seed: 1)
         func write(_ path: String, rows: Int, columns: Int) throws {
             try NumpyFile.write(path, rows: rows, columns: columns, values: (0..<(rows * columns)).map { _ in generator.normal() })
         }

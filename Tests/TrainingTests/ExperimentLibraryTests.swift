@@ -44,7 +44,7 @@ final class ExperimentLibraryTests: XCTestCase {
         config.headDropout = 0.3
         let model = UnimodalBaseline(config, modality: .video)
         model.initialize(seed: 11)
-        var generator = SeededGenerator(seed: 3)
+        var generator = SplitMix64(seed: 3)
         for i in 0..<model.store.parameterCount { model.store.values[i] += 0.1 * generator.normal() }
         let segments = Segments(lengths: [4, 7, 3])
         let x = Matrix(rows: segments.totalRows, columns: 5)

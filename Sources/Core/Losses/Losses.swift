@@ -2,16 +2,6 @@
 import Glibc
 #endif
 
-/// The prediction task, which fixes the output, the training loss and the metrics (SPEC §1).
-public enum PredictionTask: String, Codable, Sendable, CaseIterable {
-    /// K logits, cross-entropy.
-    case categorical
-    /// K attribute values, Σ_k (1 − CCC_k).
-    case dimensional
-    /// One value, L1.
-    case sentiment
-}
-
 /// Losses with their gradients, normalised by the **global** number N of utterances taking
 /// part in a phase (SPEC §3, §4.3), so that R ranks with B/R utterances each produce the
 /// gradient one process produces on B. Each function returns this rank's share of the loss

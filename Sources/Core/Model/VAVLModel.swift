@@ -2,12 +2,6 @@
 import Glibc
 #endif
 
-/// A modality of the input.
-public enum Modality: String, Codable, Sendable, CaseIterable {
-    case audio
-    case video
-}
-
 /// The contiguous ranges of the flat parameter buffer that each phase of Algorithm 1
 /// updates (SPEC §4.2). The layout acoustic-only | shared | visual-only | AV head makes each
 /// of them one range, since θ_s belongs to both unimodal groups.

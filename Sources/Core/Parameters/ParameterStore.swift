@@ -54,7 +54,7 @@ public final class ParameterStore {
     /// parts the configuration has.
     public func initialize(seed: UInt64) {
         for parameter in parameters {
-            var generator = SeededGenerator(seed: mix64(seed ^ stableHash(parameter.name)))
+            var generator = SplitMix64(seed: mix64(seed ^ stableHash(parameter.name)))
             let destination = values + parameter.offset
             switch parameter.initializer {
             case .zeros:

@@ -135,12 +135,16 @@ extension HDF5Object {
         }
     }
 
-    /// Decodes a JSON string attribute.
-    public func attribute<T: Decodable>(_ name: String, json type: T.Type) throws -> T {
+    /// Decodes a JSON string attribute. `userInfo` reaches the type's decoder; errors the
+    /// type throws itself (naming what it checks) pass through unchanged.
+    public func attribute<T: Decodable>(_ name: String, json type: T.Type,
+                                        userInfo: [CodingUserInfoKey: Any] = [:]) throws -> T {
         let text = try stringAttribute(name)
+        let decoder = JSONDecoder()
+        decoder.userInfo = userInfo
         do {
-            return try JSONDecoder().decode(T.self, from: Data(text.utf8))
-        } catch {
+            return try decoder.decode(T.self, from: Data(text.utf8))
+        } catch let error as DecodingError {
             throw self.error("attribute '\(name)' is not valid JSON for \(T.self): \(error)")
         }
     }

@@ -18,7 +18,7 @@ public final class StepBenchmark {
     public init(configuration: VAVLConfiguration, batchSize: Int, seed: UInt64 = 2024, communicator: Communicator) {
         self.configuration = configuration
         self.communicator = communicator
-        var generator = SeededGenerator(seed: seed)
+        var generator = SplitMix64(seed: seed)
         audioLengths = (0..<batchSize).map { _ in 100 + Int(generator.next() % 101) }
         videoLengths = (0..<batchSize).map { _ in 60 + Int(generator.next() % 61) }
     }
@@ -34,7 +34,7 @@ public final class StepBenchmark {
         func input(_ lengths: [Int], _ dimension: Int, salt: UInt64) -> ModalityInput {
             let segments = Segments(lengths: rows.map { lengths[$0] })
             let features = Matrix(rows: segments.totalRows, columns: dimension)
-            var generator = SeededGenerator(seed: salt ^ UInt64(communicator.rank))
+            var generator = SplitMix64(seed: salt ^ UInt64(communicator.rank))
             for i in 0..<features.count { features.data[i] = generator.normal() }
             return ModalityInput(features: features, segments: segments, utterances: Array(0..<rows.count))
         }
@@ -156,7 +156,7 @@ public final class StepBenchmark {
         model.initialize(seed: configuration.seed)
         let context = RunContext(store: model.store)
         let audio = Matrix(rows: 150, columns: configuration.audioDimension), video = Matrix(rows: 90, columns: configuration.videoDimension)
-        var generator = SeededGenerator(seed: 3)
+        var generator = SplitMix64(seed: 3)
         for i in 0..<audio.count { audio.data[i] = generator.normal() }
         for i in 0..<video.count { video.data[i] = generator.normal() }
         let cases: [(String, (Matrix, Segments)?, (Matrix, Segments)?)] = [
@@ -304,7 +304,7 @@ public enum EncoderBenchmark {
         context.useSequentialUtteranceKeys(count: lengths.count)
         let segments = Segments(lengths: lengths)
         let input = Matrix(rows: segments.totalRows, columns: conformer.inputs)
-        var generator = SeededGenerator(seed: 2)
+        var generator = SplitMix64(seed: 2)
         for i in 0..<input.count { input.data[i] = generator.normal() }
         let gradient = Matrix(rows: segments.totalRows, columns: conformer.channels)
         for i in 0..<gradient.count { gradient.data[i] = generator.normal() * 0.01 }

@@ -115,7 +115,7 @@ public enum Checkpoint {
     /// The config stored in a checkpoint, after checking format and version.
     public static func configuration(_ path: String) throws -> VAVLConfiguration {
         let file = try open(path)
-        return try file.attribute("config", json: VAVLConfiguration.self)
+        return try storedConfiguration(file, path: path)
     }
 
     private static func open(_ path: String) throws -> HDF5File {
@@ -137,7 +137,7 @@ public enum Checkpoint {
     public static func load(_ path: String, into model: VAVLModel, optimizer: Adam? = nil) throws -> (Normalization, TrainingState) {
         let file = try open(path)
         let store = model.store
-        let stored = try file.attribute("config", json: VAVLConfiguration.self)
+        let stored = try storedConfiguration(file, path: path)
         try ensureCompatible(stored, model.configuration, path: path)
         var parameterValues: [[Float]] = []
         let params = try file.openGroup("params")
@@ -200,31 +200,21 @@ public enum Checkpoint {
         return (normalization, state)
     }
 
-    /// The architecture fields must agree; training hyperparameters may differ (a resumed
-    /// run can change the epoch count, say).
+    /// The fields that define the model (``ResumeRule/fixed`` in the configuration table)
+    /// must agree; the others may differ (a resumed run can change the epoch count, say).
     public static func ensureCompatible(_ stored: VAVLConfiguration, _ model: VAVLConfiguration, path: String) throws {
-        var differences: [String] = []
-        func compare<T: Equatable>(_ name: String, _ a: T, _ b: T) { if a != b { differences.append("\(name) \(a) vs \(b)") } }
-        compare("d_a", stored.audioDimension, model.audioDimension)
-        compare("d_v", stored.videoDimension, model.videoDimension)
-        compare("proj_dim", stored.projectionDimension, model.projectionDimension)
-        compare("k_proj", stored.projectionKernel, model.projectionKernel)
-        compare("dim", stored.dim, model.dim)
-        compare("heads", stored.heads, model.heads)
-        compare("blocks_a", stored.acousticBlocks, model.acousticBlocks)
-        compare("blocks_v", stored.visualBlocks, model.visualBlocks)
-        compare("blocks_s", stored.sharedBlocks, model.sharedBlocks)
-        compare("ff_expansion", stored.feedForwardExpansion, model.feedForwardExpansion)
-        compare("conv_kernel", stored.convolutionKernel, model.convolutionKernel)
-        compare("head_hidden1", stored.headHidden1, model.headHidden1)
-        compare("head_hidden2", stored.headHidden2, model.headHidden2)
-        compare("out_dim", stored.outputDimension, model.outputDimension)
-        compare("task", stored.task, model.task)
-        compare("residual", stored.residual, model.residual)
-        compare("av_head", stored.audioVisualHead, model.audioVisualHead)
-        compare("reconstruction", stored.reconstructionWeight > 0, model.reconstructionWeight > 0)
+        let differences = model.incompatibilities(with: stored)
         if !differences.isEmpty {
             throw HDF5Error(file: path, object: "/", problem: "checkpoint of another model: " + differences.joined(separator: ", "))
         }
+    }
+
+    /// The stored config, decoded strictly and validated (an out-of-range size in a crafted
+    /// file is an error naming the file and key, before anything is allocated from it).
+    private static func storedConfiguration(_ file: HDF5File, path: String) throws -> VAVLConfiguration {
+        let configuration = try file.attribute("config", json: VAVLConfiguration.self,
+                                               userInfo: [VAVLConfiguration.sourceKey: "\(path): config"])
+        try configuration.validate(source: "\(path): config")
+        return configuration
     }
 }

@@ -46,7 +46,7 @@ public struct PartitionGenerator: Sendable {
             throw ExperimentError("speaker-independent splits need at least \(needed) speakers; the corpus has \(utterancesOf.count)")
         }
         var order = utterancesOf.keys.sorted()
-        var generator = SeededGenerator(seed: mix64(seed ^ 0x5041_5254))
+        var generator = SplitMix64(seed: mix64(seed ^ 0x5041_5254))
         order.shuffle(using: &generator)
         let sizes = order.map { utterancesOf[$0]!.count }
         let total = Double(sizes.reduce(0, +))

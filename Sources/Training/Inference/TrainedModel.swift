@@ -22,7 +22,7 @@ public final class TrainedModel {
     /// feature dimensions.
     public func ensureCompatible(with corpus: Corpus) throws {
         let config = configuration
-        guard corpus.task.rawValue == config.task.rawValue else {
+        guard corpus.task == config.task else {
             throw CorpusError(file: corpus.path, "the corpus is \(corpus.task.rawValue) but the checkpoint \(path) was trained for \(config.task.rawValue)")
         }
         guard corpus.labelCount == config.outputDimension else {

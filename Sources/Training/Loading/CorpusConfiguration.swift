@@ -11,9 +11,7 @@ extension VAVLConfiguration {
     /// outputs, the label names and, for dimensional labels, the mapping of SPEC §3 with the
     /// rating scale's fixed bounds (flipping the columns named in `flippedLabels`).
     public mutating func adopt(_ corpus: Corpus, flippedLabels: Set<String> = []) throws {
-        guard let corpusTask = PredictionTask(rawValue: corpus.task.rawValue) else {
-            throw CorpusConfigurationError(description: "\(corpus.path): unknown task '\(corpus.task.rawValue)'")
-        }
+        let corpusTask = corpus.task
         if let unknown = flippedLabels.first(where: { !corpus.labelNames.contains($0) }) {
             throw CorpusConfigurationError(description:
                 "no label column '\(unknown)' to flip (columns: \(corpus.labelNames.joined(separator: ", ")))")

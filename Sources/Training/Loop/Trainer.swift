@@ -81,7 +81,7 @@ public final class Trainer {
 
     static func check(_ config: VAVLConfiguration, against corpus: Corpus) throws {
         func fail(_ problem: String) -> CorpusError { CorpusError(file: corpus.path, problem) }
-        guard config.task.rawValue == corpus.task.rawValue else {
+        guard config.task == corpus.task else {
             throw fail("the corpus is \(corpus.task.rawValue), the model is configured for \(config.task.rawValue)")
         }
         for (modality, expected) in [(VAVLData.Modality.audio, config.audioDimension), (.video, config.videoDimension)] {

@@ -103,7 +103,7 @@ public final class BatchPlanner {
     /// A seeded permutation of 0..<count.
     static func permutation(_ count: Int, seed: UInt64) -> [Int] {
         var order = Array(0..<count)
-        var generator = SeededGenerator(seed: seed)
+        var generator = SplitMix64(seed: seed)
         if count > 1 {
             for i in stride(from: count - 1, to: 0, by: -1) {
                 let j = Int(generator.next() % UInt64(i + 1))

@@ -46,7 +46,7 @@ func parsePair<T: LosslessStringConvertible>(_ text: String, _ what: String) thr
     return (first, second)
 }
 
-extension CorpusTask: ExpressibleByArgument {}
+extension PredictionTask: ExpressibleByArgument {}
 extension SyntheticPreset: ExpressibleByArgument {}
 
 // MARK: - synth
@@ -116,7 +116,7 @@ struct ImportCorpusCommand: ParsableCommand {
     @Option(help: "The label CSV.") var labels: String
     @Option(help: "Folder of audio .npy files.") var audio: String
     @Option(help: "Folder of video .npy files.") var video: String
-    @Option(help: "categorical, dimensional or sentiment.") var task: CorpusTask
+    @Option(help: "categorical, dimensional or sentiment.") var task: PredictionTask
     @Option(help: "The corpus file to write (atomically).") var output: String
     @Option(help: "Label columns a,b,c in order (default: all but FileName, SpkrID, Gender, Split_Set).") var labelColumns: String?
     @Option(help: "The rating scale LO,HI (required for dimensional; sentiment defaults to -3,3).") var labelRange: String?
