@@ -16,5 +16,5 @@ build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
 gcc -O3 -march=skylake-avx512 Scripts/microbench/gemm_kernel_ceiling.c \
   -I/usr/include/x86_64-linux-gnu/openblas-pthread -lopenblas -lm -o "$build/gemm_kernel_ceiling"
-# Debian's OpenBLAS 0.3.21 picks its generic kernels on this CPU unless told (see README, Performance).
+# Debian's OpenBLAS 0.3.21 picks its generic kernels on this CPU unless told (see docs/PERFORMANCE.md).
 OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX} OPENBLAS_NUM_THREADS=1 taskset -c 0 "$build/gemm_kernel_ceiling"

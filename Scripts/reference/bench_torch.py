@@ -3,7 +3,7 @@
   padded  ordinary batch-first padding (B, T_max, C) with masks: key-masked attention,
           depthwise conv on zero-masked inputs, BatchNorm statistics over valid frames via
           the mask, masked mean pooling. The relshift gathers, per utterance, the entries
-          the SPEC's formula takes for that utterance's own length T_b, so the result
+          DESIGN's formula takes for that utterance's own length T_b, so the result
           equals the per-utterance model (checked below); the plain Transformer-XL trick
           over T_max would not (its positions depend on T_max).
   packed  the exact per-utterance reference of vavl_reference.py (no padding anywhere).
@@ -11,7 +11,7 @@
 Config: d_a 1024, d_v 1408, dim 512, 8 heads, 3+3+2 blocks, proj_dim 50, k_proj 5,
 conv kernel 31, categorical 6 classes, dropout 0.1 (heads 0.2), float32, batch 32 all
 paired, audio 100-200 frames, video 60-120 frames (seeded). An iteration = acoustic,
-visual and audio-visual phases with their Adam steps (lr 5e-5, SPEC defaults).
+visual and audio-visual phases with their Adam steps (lr 5e-5, DESIGN defaults).
 
 Before timing, a float64 check at a small config (dropout 0) shows that the two
 implementations give the same losses, parameter gradients, running statistics and
@@ -56,7 +56,7 @@ class Padded:
             self.x[i, : e - s] = x[s:e]
             self.mask[i, : e - s] = True
         self.maskf = self.mask.to(x.dtype).unsqueeze(-1)              # (B, T, 1)
-        # relshift of SPEC §2.3 for utterance length L: f = (i+1)L + j, r = f div (L+1),
+        # relshift of DESIGN §2.3 for utterance length L: f = (i+1)L + j, r = f div (L+1),
         # c = f mod (L+1); P[i,j] = S[r, c-1] (c > 0), else 0. Rows/cols >= L: invalid.
         i = torch.arange(t).view(t, 1)
         j = torch.arange(t).view(1, t)

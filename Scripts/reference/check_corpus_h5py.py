@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Check with h5py that a corpus written by `vavl corpus synth|import` follows SPEC §5.
+"""Check with h5py that a corpus written by `vavl corpus synth|import` follows DESIGN §5.
 
 Usage:
     python check_corpus_h5py.py CORPUS.h5 [--summary INSPECT.json] [--full]

@@ -1,4 +1,4 @@
-"""Load `vavl export`'s safetensors into the PyTorch module tree of SPEC §6 and check that it
+"""Load `vavl export`'s safetensors into the PyTorch module tree of DESIGN §6 and check that it
 predicts what `vavl predict` predicted for the same .npy files.
 
   vavl export  --checkpoint RUN --safetensors model.safetensors

@@ -275,7 +275,7 @@ def write_predictions(grp: h5py.Group, model: ref.VAVL, batch: ref.Batch) -> Non
 def write_model(path: str, task: str, out_dim: int, alpha: float) -> dict:
     cfg = small_config(task, out_dim, alpha)
     seed = seed_of(task)
-    model = ref.build_model(cfg, seed)          # float32, SPEC §2.3 initialisation
+    model = ref.build_model(cfg, seed)          # float32, DESIGN §2.3 initialisation
     gen = torch.Generator().manual_seed(seed + 1)
     audio = randn32(gen, sum(AUDIO_LENGTHS), cfg.d_a)
     video = randn32(gen, sum(VIDEO_LENGTHS), cfg.d_v)

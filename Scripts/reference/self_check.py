@@ -2,8 +2,8 @@
 
   .venv-reference/bin/python Scripts/reference/self_check.py
 
-1. relshift (pad/reshape trick) equals the SPEC's index formula.
-2. The attention equals a naive loop over (h, i, j) written straight from SPEC §2.3.
+1. relshift (pad/reshape trick) equals DESIGN's index formula.
+2. The attention equals a naive loop over (h, i, j) written straight from DESIGN §2.3.
 3. Every layer's autograd backward passes torch.autograd.gradcheck in float64
    (input and parameters), on ragged batches with a length-1 utterance.
 4. BatchNorm (train) matches torch.nn.BatchNorm1d on the concatenated valid frames,
@@ -12,9 +12,9 @@
    model's representation and predictions) are the same alone, batched with others of
    other lengths, and in another batch order.
 6. Losses: gradcheck of CE / CCC / L1; a tie in a label row gives the first index.
-7. torch Adam (foreach off, grads set to None outside a phase) equals SPEC §3's formula
+7. torch Adam (foreach off, grads set to None outside a phase) equals DESIGN §3's formula
    with one step count per parameter.
-8. Parameter count at the paper config = 54,371,218 (SPEC §8).
+8. Parameter count at the paper config = 54,371,218 (DESIGN §8).
 Exits non-zero on the first failure.
 """
 
@@ -57,11 +57,11 @@ def check_relshift():
     for t in (1, 2, 3, 5, 8, 13):
         s = torch.randn(3, t, t, generator=g)
         worst = max(worst, maxdiff(ref.relshift(s), ref.relshift_by_index(s)))
-    report("relshift == SPEC index formula (T = 1,2,3,5,8,13)", worst == 0.0, f"max diff {worst}")
+    report("relshift == DESIGN index formula (T = 1,2,3,5,8,13)", worst == 0.0, f"max diff {worst}")
 
 
 def naive_mhsa(m: ref.RelPositionMHSA, x, offsets):
-    """Straight from SPEC §2.3 with explicit loops; float64."""
+    """Straight from DESIGN §2.3 with explicit loops; float64."""
     D, H, Dh = m.dim, m.heads, m.head_dim
     y = m.norm(x)
     q, k, v = m.query(y), m.key(y), m.value(y)
@@ -100,7 +100,7 @@ def check_attention_naive():
     offsets = ref.offsets_from_lengths([6, 1, 11, 3])
     x = torch.randn(21, 16, generator=g)
     d = maxdiff(m(x, offsets), naive_mhsa(m, x, offsets))
-    report("MHSA == naive loops from SPEC §2.3", d < 1e-12, f"max diff {d:.2e}")
+    report("MHSA == naive loops from DESIGN §2.3", d < 1e-12, f"max diff {d:.2e}")
 
 
 def check_positional_encoding():
@@ -318,7 +318,7 @@ def check_adam():
                       torch.randn(sum(lv), cfg.d_v, generator=g), ref.offsets_from_lengths(lv),
                       torch.rand(6, 1, generator=g))
     opt = ref.make_optimizer(model)
-    # Shadow Adam straight from SPEC §3, fed the same gradients phase by phase.
+    # Shadow Adam straight from DESIGN §3, fed the same gradients phase by phase.
     names = [n for n, _ in model.named_parameters()]
     params = dict(model.named_parameters())
     shadow = {n: p.detach().clone() for n, p in params.items()}
@@ -348,7 +348,7 @@ def check_adam():
     steps_ok = all(int(opt.state[params[n]]["step"]) == step[n] for n in names)
     shared_two = all(step[n] == 4 for n in names if n.startswith("shared."))
     av_one = all(step[n] == 2 for n in names if n.startswith("head_av."))
-    report("torch Adam == SPEC §3 formula, per-parameter steps (θ_s 2/iteration, head_av 1)",
+    report("torch Adam == DESIGN §3 formula, per-parameter steps (θ_s 2/iteration, head_av 1)",
            worst < 1e-15 and steps_ok and shared_two and av_one, f"max diff {worst:.2e}")
     # The AV phase leaves BatchNorm running stats alone and changes head_av only.
     before = {n: b.clone() for n, b in model.named_buffers()}
@@ -375,7 +375,7 @@ def check_param_count():
                 "acoustic.encoder.blocks.0.conv.batchnorm.weight", "shared.encoder.blocks.1.ff2.linear2.bias",
                 "shared.norm.weight", "head_av.out.bias", "recon_v.fc1.weight", "visual.proj.weight"]
     missing = [e for e in expected if e not in names]
-    report("canonical names present (SPEC §6)", not missing, f"missing {missing}" if missing else "")
+    report("canonical names present (DESIGN §6)", not missing, f"missing {missing}" if missing else "")
 
 
 # MARK: - 9: float32 replay of the stored fixtures

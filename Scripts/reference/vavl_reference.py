@@ -1,4 +1,4 @@
-"""PyTorch reference of the VAVL model (SPEC.md §2) and Algorithm 1 (SPEC.md §3).
+"""PyTorch reference of the VAVL model (docs/DESIGN.md §2) and Algorithm 1 (docs/DESIGN.md §3).
 
 Ragged batches: a batch of B utterances is one packed matrix (N, C) whose rows are the
 frames of all utterances one after the other, plus int64 offsets (B+1): utterance b owns
@@ -12,7 +12,7 @@ Legend of dimension letters used in the shape comments:
   N = frames of the packed batch, B = utterances, T = frames of one utterance,
   C = channels, D = model dim, H = heads, Dh = head dim, K = kernel size.
 
-The module tree and attribute names are the canonical parameter names of SPEC §6, so
+The module tree and attribute names are the canonical parameter names of DESIGN §6, so
 `model.state_dict()` keys are exactly the checkpoint names (plus BatchNorm buffers).
 Convolution weights are in PyTorch layout (out, in/groups, K); Linear weights (out, in).
 
@@ -178,7 +178,7 @@ class RaggedBatchNorm1d(nn.Module):
 def positional_encoding(length: int, dim: int) -> torch.Tensor:
     """PE (length, dim) float32: PE[t,2i] = sin(t / 10000^(2i/dim)), PE[t,2i+1] = cos(..).
 
-    Computed in float64 and rounded once to float32 (SPEC §2.3).
+    Computed in float64 and rounded once to float32 (DESIGN §2.3).
     """
     t = torch.arange(length, dtype=torch.float64).unsqueeze(1)        # (T, 1)
     two_i = torch.arange(0, dim, 2, dtype=torch.float64)               # (D/2)
@@ -204,7 +204,7 @@ def relshift(scores: torch.Tensor) -> torch.Tensor:
 
 
 def relshift_by_index(scores: torch.Tensor) -> torch.Tensor:
-    """The SPEC's index formula, element by element (slow; for self-checks)."""
+    """The DESIGN's index formula, element by element (slow; for self-checks)."""
     *lead, t, _ = scores.shape
     out = torch.zeros_like(scores)
     for i in range(t):
@@ -217,7 +217,7 @@ def relshift_by_index(scores: torch.Tensor) -> torch.Tensor:
 
 
 class RelPositionMHSA(nn.Module):
-    """LayerNorm -> relative-position multi-head self-attention -> Dropout (SPEC §2.3).
+    """LayerNorm -> relative-position multi-head self-attention -> Dropout (DESIGN §2.3).
 
     x (N, D) packed -> (N, D). Per utterance of T frames, with q, k, v, p (T, H, Dh):
       C[h,i,j] = (q[i,h] + u_bias[h]) . k[j,h]
@@ -353,7 +353,7 @@ class ConformerEncoder(nn.Module):
 
 @dataclass
 class VAVLConfig:
-    """Hyperparameters under the config key names of SPEC §6."""
+    """Hyperparameters under the config key names of DESIGN §6."""
     d_a: int = 1024
     d_v: int = 1408
     proj_dim: int = 50
@@ -470,7 +470,7 @@ class VAVL(nn.Module):
 
 
 def init_spec_(model: nn.Module) -> None:
-    """SPEC §2.3 initialisation on top of PyTorch's defaults (applied at construction):
+    """DESIGN §2.3 initialisation on top of PyTorch's defaults (applied at construction):
     Xavier-uniform weights and zero biases for every encoder `input_projection`, the FF
     linears and the MHSA projections (query, key, value, out, pos), Xavier-uniform
     u_bias / v_bias; everything else keeps PyTorch's default."""
@@ -498,11 +498,11 @@ def build_model(cfg: VAVLConfig, seed: int) -> VAVL:
     return model
 
 
-# MARK: - Losses (SPEC §3)
+# MARK: - Losses (DESIGN §3)
 
 
 def hard_labels(labels: torch.Tensor) -> torch.Tensor:
-    """First maximal index of each row (explicit, so ties are resolved as the SPEC says)."""
+    """First maximal index of each row (explicit, so ties are resolved as DESIGN says)."""
     rows = labels.tolist()
     return torch.tensor([max(range(len(r)), key=lambda k: (r[k], -k)) for r in rows],
                         dtype=torch.int64)
@@ -542,7 +542,7 @@ def reconstruction_loss(rec, target) -> torch.Tensor:
     return ((rec - target) ** 2).sum() / rec.numel()
 
 
-# MARK: - Algorithm 1 (SPEC §3)
+# MARK: - Algorithm 1 (DESIGN §3)
 
 
 @dataclass
@@ -651,7 +651,7 @@ def make_optimizer(model: VAVL):
                             eps=cfg.adam_eps, weight_decay=cfg.weight_decay, foreach=False)
 
 
-# MARK: - safetensors (SPEC §6: an export with the canonical names loads here)
+# MARK: - safetensors (DESIGN §6: an export with the canonical names loads here)
 
 
 def load_safetensors(model: nn.Module, path: str, strict: bool = True) -> None:

@@ -1,7 +1,7 @@
 import Foundation
 import HDF5
 
-/// A corpus file (SPEC §5) opened for reading. The metadata, labels and offsets are loaded
+/// A corpus file (DESIGN §5) opened for reading. The metadata, labels and offsets are loaded
 /// and validated on open; features stay on disk and are read one utterance at a time by row
 /// range, so a corpus of many gigabytes never has to fit in memory.
 ///
@@ -297,7 +297,7 @@ public final class Corpus: @unchecked Sendable {
     }
 
     /// The train-split statistics of `modality`: the stored ones if the file has them,
-    /// otherwise computed by streaming over the train utterances (SPEC §3). `nil` when no
+    /// otherwise computed by streaming over the train utterances (DESIGN §3). `nil` when no
     /// train utterance has the modality.
     public func featureStatistics(_ modality: Modality) throws -> FeatureStatistics? {
         if let stored = storedStatistics(modality) { return stored }

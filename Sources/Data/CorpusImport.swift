@@ -48,7 +48,7 @@ public struct ImportReport: Codable, Equatable, Sendable {
 }
 
 /// Imports a label CSV and per-utterance `.npy` feature files into a corpus at
-/// `options.output` (SPEC §5).
+/// `options.output` (DESIGN §5).
 ///
 /// Everything is checked before the output exists: the CSV (columns, duplicate names,
 /// unknown splits, labels that are not finite numbers or lie outside the range), every

@@ -1,5 +1,5 @@
-// The corpus side of the trainer: the HDF5 corpus format (SPEC §5), import of users'
-// features, realistic synthetic corpora and train-split feature statistics (SPEC §3).
+// The corpus side of the trainer: the HDF5 corpus format (DESIGN §5), import of users'
+// features, realistic synthetic corpora and train-split feature statistics (DESIGN §3).
 //
 // Files of this module:
 //   CorpusTypes.swift        task, split, modality, the corpus error, the process-wide HDF5 lock
@@ -56,7 +56,7 @@ extension CorpusError: LocalizedError {
     public var errorDescription: String? { description }
 }
 
-/// The constants of the on-disk format (SPEC §5).
+/// The constants of the on-disk format (DESIGN §5).
 public enum CorpusFormat {
     /// The root attribute `format`.
     public static let name = "vavl-corpus"

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// What a corpus holds besides its utterances: the task, the label columns and scale, the
-/// feature dimensions and frame rates (the root attributes of SPEC §5).
+/// feature dimensions and frame rates (the root attributes of DESIGN §5).
 public struct CorpusDescription: Codable, Equatable, Sendable {
     public var task: PredictionTask
     /// K label column names, in the order of the labels passed to ``CorpusWriter/append(id:speaker:split:labels:audio:video:)``.
@@ -35,12 +35,12 @@ public struct CorpusDescription: Codable, Equatable, Sendable {
     }
 }
 
-/// Writes a corpus file (SPEC §5) utterance by utterance, streaming and atomically.
+/// Writes a corpus file (DESIGN §5) utterance by utterance, streaming and atomically.
 ///
 /// Frames are staged in chunk-sized buffers and appended to extendible, chunked
 /// `/audio/features` and `/video/features` datasets one whole chunk at a time, so memory
 /// stays at a chunk per modality plus the per-utterance metadata (ids, speakers, splits,
-/// labels, offsets). Train-split feature statistics (SPEC §3) are accumulated on the way and
+/// labels, offsets). Train-split feature statistics (DESIGN §3) are accumulated on the way and
 /// stored as `/audio/train_mean`, `/audio/train_std` (float64, with the frame count in the
 /// group attribute `train_frames`), likewise for video.
 ///

@@ -1,4 +1,4 @@
-// Train-split feature statistics for z-normalisation (SPEC §3).
+// Train-split feature statistics for z-normalisation (DESIGN §3).
 
 /// Per-dimension mean and population standard deviation (ddof 0) of one modality's frames,
 /// over every frame of the train-split utterances that have that modality, accumulated in

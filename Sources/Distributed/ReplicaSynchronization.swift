@@ -1,7 +1,7 @@
 import MPI
 import VAVLCore
 
-/// Start-of-training agreement between replicas (SPEC §4.1): rank 0's parameters, buffers
+/// Start-of-training agreement between replicas (DESIGN §4.1): rank 0's parameters, buffers
 /// and counters are broadcast, then a checksum of each rank's copy is compared; a mismatch
 /// aborts the job with a message naming the rank.
 public enum ReplicaSynchronization {

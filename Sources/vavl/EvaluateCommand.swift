@@ -10,13 +10,13 @@ struct EvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",
         abstract: "Score a checkpoint on a split with every head (AV, audio-only, video-only); also under mpirun.",
-        discussion: "Categorical: F1-macro, F1-micro, accuracy; dimensional: CCC per attribute; sentiment: MAE (SPEC §1, §7).")
+        discussion: "Categorical: F1-macro, F1-micro, accuracy; dimensional: CCC per attribute; sentiment: MAE (DESIGN §1, §7).")
 
     @Option(help: "A checkpoint written by `vavl train`.") var checkpoint: String
     @Option(help: "The corpus to score.") var corpus: String
     @Option(help: "train, dev or test.") var split: Split = .test
     @Option(help: "Also write the scores as JSON here.") var json: String?
-    @Option(help: "Zero this percentage of each utterance's audio frames (robustness, SPEC §7).") var maskAudio: Double = 0
+    @Option(help: "Zero this percentage of each utterance's audio frames (robustness, DESIGN §7).") var maskAudio: Double = 0
     @Option(help: "Zero this percentage of each utterance's video frames.") var maskVideo: Double = 0
     @Option(help: "Seed of the masked-frame choice.") var maskSeed: UInt64 = 0
     @Option(help: "A partition file (authors' CSV layout) reassigning the corpus's splits.") var partition: String?

@@ -16,7 +16,7 @@ struct TrainCommand: ParsableCommand {
         writes DIR/checkpoint-{last,best,epoch-NNN}.h5 and DIR/metrics.jsonl.
         """)
 
-    @Option(help: "The corpus (HDF5, SPEC §5).") var corpus: String
+    @Option(help: "The corpus (HDF5, DESIGN §5).") var corpus: String
     @Option(help: "Output folder for checkpoints and metrics.") var out: String
     @Option(help: "categorical, dimensional or sentiment (checked against the corpus).") var task: String?
     @Option(help: "Resume from a checkpoint file or a run folder (its checkpoint-last.h5).") var resume: String?

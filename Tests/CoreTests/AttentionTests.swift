@@ -2,7 +2,7 @@
 import XCTest
 
 final class AttentionTests: XCTestCase {
-    /// relshift as SPEC §2.3 writes it: f = (i+1)·T + j, r = f div (T+1), c = f mod (T+1),
+    /// relshift as DESIGN §2.3 writes it: f = (i+1)·T + j, r = f div (T+1), c = f mod (T+1),
     /// P[i, j] = 0 if c = 0 else S[r, c − 1].
     func specRelativeShift(_ s: [Float], length t: Int) -> [Float] {
         var p = [Float](repeating: 0, count: t * t)

@@ -2,7 +2,7 @@
 import XCTest
 
 /// The dropout mask: the eight-lane generator against its one-lane definition, the rate it
-/// realises, and that it is keyed by what SPEC §5 says and nothing else.
+/// realises, and that it is keyed by what DESIGN §5 says and nothing else.
 final class DropoutTests: XCTestCase {
     func makeContext(seed: UInt64 = 7, keys: [UInt64]) -> RunContext {
         let registry = ParameterRegistry()

@@ -2,7 +2,7 @@
 import XCTest
 
 /// An utterance's outputs in evaluation mode must not depend on which other utterances share
-/// its batch, nor on their lengths (SPEC §2.3): no padding, no cross-utterance attention.
+/// its batch, nor on their lengths (DESIGN §2.3): no padding, no cross-utterance attention.
 final class InvarianceTests: XCTestCase {
     func testEncoderOutputOfAnUtteranceIsTheSameAloneOrBatched() {
         var config = ConformerConfiguration(inputs: 6)

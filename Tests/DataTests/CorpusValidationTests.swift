@@ -3,7 +3,7 @@ import HDF5
 import VAVLData
 import XCTest
 
-/// One test per problem SPEC §5 says the reader must report on open, each checking that the
+/// One test per problem DESIGN §5 says the reader must report on open, each checking that the
 /// message names the file and (where there is one) the offending utterance.
 final class CorpusValidationTests: CorpusTestCase {
     /// Writes `corpus` and asserts that opening it fails naming the file and `utterance`.

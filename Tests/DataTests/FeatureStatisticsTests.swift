@@ -2,7 +2,7 @@ import Foundation
 import VAVLData
 import XCTest
 
-/// Train-split statistics (SPEC §3) against a direct two-pass computation in Double.
+/// Train-split statistics (DESIGN §3) against a direct two-pass computation in Double.
 final class FeatureStatisticsTests: CorpusTestCase {
     /// Mean and population std over the rows of `matrices` (each T × d), two passes.
     func direct(_ matrices: [[Float]], dimension: Int) -> (mean: [Double], std: [Double]) {

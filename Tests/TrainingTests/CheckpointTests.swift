@@ -44,7 +44,7 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(state.seed, 5)
         XCTAssertEqual(state.worldSize, 1)
         XCTAssertEqual(try Checkpoint.configuration(path), trainer.configuration)
-        // SPEC §6 layout: flat dotted names directly under their groups, int64 scalars.
+        // DESIGN §6 layout: flat dotted names directly under their groups, int64 scalars.
         let file = try HDF5File.open(path)
         XCTAssertEqual(try file.stringAttribute("format"), "vavl-checkpoint")
         XCTAssertEqual(try file.openDataset("params/acoustic.proj.weight").shape, [8, 12, 3])

@@ -1,4 +1,4 @@
-/// Sizes and dropout rates of a Conformer encoder (SPEC §2.3).
+/// Sizes and dropout rates of a Conformer encoder (DESIGN §2.3).
 public struct ConformerConfiguration: Sendable, Equatable {
     public var inputs: Int
     public var channels: Int = 512

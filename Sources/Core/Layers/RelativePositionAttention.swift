@@ -3,7 +3,7 @@ import BLAS
 import Glibc
 #endif
 
-/// The Conformer's multi-head self-attention module with relative positions (SPEC §2.3):
+/// The Conformer's multi-head self-attention module with relative positions (DESIGN §2.3):
 /// LayerNorm → relative-position attention → Dropout, each utterance attending over its
 /// own frames only.
 ///
@@ -65,7 +65,7 @@ public final class RelativePositionAttention {
 
     /// P = relshift(S) for one T × T matrix, added into `target`:
     /// P[i, j] = S[i, T−1−i+j] for j ≤ i, 0 for j = i+1, S[i+1, j−i−2] for j > i+1
-    /// (the Transformer-XL pad-and-reshape trick; SPEC §2.3 gives the index formula).
+    /// (the Transformer-XL pad-and-reshape trick; DESIGN §2.3 gives the index formula).
     @inline(__always)
     static func addRelativeShift(_ target: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, length t: Int) {
         for i in 0..<t {

@@ -11,7 +11,7 @@ public enum Mode: Sendable {
 public final class RunContext {
     public let store: ParameterStore
     public var mode: Mode = .training
-    /// Dropout keys (SPEC §4.3): masks depend on (seed, iteration, phase, utterance, layer,
+    /// Dropout keys (DESIGN §4.3): masks depend on (seed, iteration, phase, utterance, layer,
     /// element) only, never on the number of ranks or on where an utterance sits in a batch.
     public var seed: UInt64 = 0
     public var iteration: Int = 0

@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// Losses with their gradients, normalised by the **global** number N of utterances taking
-/// part in a phase (SPEC §3, §4.3), so that R ranks with B/R utterances each produce the
+/// part in a phase (DESIGN §3, §4.3), so that R ranks with B/R utterances each produce the
 /// gradient one process produces on B. Each function returns this rank's share of the loss
 /// (summing the shares over ranks gives the loss) and writes dL/dprediction.
 public enum Losses {

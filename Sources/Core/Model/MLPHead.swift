@@ -1,4 +1,4 @@
-/// The prediction and reconstruction heads (SPEC §2.4): fc1 (in → h1) → ReLU → Dropout →
+/// The prediction and reconstruction heads (DESIGN §2.4): fc1 (in → h1) → ReLU → Dropout →
 /// fc2 (h1 → h2) → out (h2 → out), with no activation between the last two (released code).
 /// Rows are utterances; dropout keys use the utterance and frame 0.
 public final class MLPHead {

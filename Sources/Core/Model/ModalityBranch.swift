@@ -1,4 +1,4 @@
-/// One modality's branch θ_a or θ_v (SPEC §2.1): a temporal Conv1d d_m → proj_dim (no bias)
+/// One modality's branch θ_a or θ_v (DESIGN §2.1): a temporal Conv1d d_m → proj_dim (no bias)
 /// that makes each frame aware of its neighbours, then a Conformer encoder proj_dim → dim.
 public final class ModalityBranch {
     public let projection: TemporalConvolution
@@ -25,7 +25,7 @@ public final class ModalityBranch {
     }
 }
 
-/// The shared layers θ_s (SPEC §2.2): h = LayerNorm(shared(x) + x) (no `+ x` under the
+/// The shared layers θ_s (DESIGN §2.2): h = LayerNorm(shared(x) + x) (no `+ x` under the
 /// no-residual ablation), applied to one modality at a time.
 public final class SharedEncoder {
     public let encoder: ConformerEncoder

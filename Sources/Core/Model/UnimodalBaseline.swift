@@ -1,4 +1,4 @@
-/// The unimodal baseline of the paper's §IV-E.6 (SPEC §2.4, last paragraph): one modality's
+/// The unimodal baseline of the paper's §IV-E.6 (DESIGN §2.4, last paragraph): one modality's
 /// branch with as many Conformer blocks as VAVL puts between that modality's input and its
 /// representation (blocks_m + blocks_s: 3 + 2 = 5 at the paper's sizes), mean pooling over
 /// the utterance's frames, then two fully connected layers:

@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// The contiguous ranges of the flat parameter buffer that each phase of Algorithm 1
-/// updates (SPEC §4.2). The layout acoustic-only | shared | visual-only | AV head makes each
+/// updates (DESIGN §4.2). The layout acoustic-only | shared | visual-only | AV head makes each
 /// of them one range, since θ_s belongs to both unimodal groups.
 public struct PhaseGroups: Sendable, Equatable {
     public var acoustic: Range<Int>     // θ_a, head_a, recon_a, θ_s
@@ -20,7 +20,7 @@ public struct PhaseGroups: Sendable, Equatable {
     }
 }
 
-/// The versatile audio-visual model (SPEC §2): two modality branches, shared layers,
+/// The versatile audio-visual model (DESIGN §2): two modality branches, shared layers,
 /// unimodal, reconstruction and audio-visual heads, all in one flat parameter store.
 public final class VAVLModel {
     public let configuration: VAVLConfiguration
@@ -110,7 +110,7 @@ public final class VAVLModel {
 
     // MARK: - Inference
 
-    /// Predictions in evaluation mode for whatever modalities are present (SPEC §3):
+    /// Predictions in evaluation mode for whatever modalities are present (DESIGN §3):
     /// both → head_av (or, under no-av-head, the mean of the unimodal predictions — of the
     /// softmax probabilities for categorical); one → that modality's head.
     /// - Returns: (B, out): logits (categorical, or probabilities under no-av-head with both), values otherwise.

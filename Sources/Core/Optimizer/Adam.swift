@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-/// Hyperparameters of Adam (SPEC §3 defaults; PyTorch `Adam(weight_decay=)` semantics).
+/// Hyperparameters of Adam (DESIGN §3 defaults; PyTorch `Adam(weight_decay=)` semantics).
 public struct AdamConfiguration: Codable, Equatable, Sendable {
     public var learningRate: Float = 5e-5
     public var beta1: Float = 0.95

@@ -1,4 +1,4 @@
-/// How a parameter's initial values are drawn (SPEC §2.3).
+/// How a parameter's initial values are drawn (DESIGN §2.3).
 public enum Initializer: Sendable {
     case zeros
     case ones
@@ -16,7 +16,7 @@ public enum Initializer: Sendable {
 
 /// A named view into the flat parameter buffer and, at the same offset, the gradient buffer.
 public struct Parameter: Sendable {
-    /// The canonical dotted name (SPEC §6), e.g. `acoustic.encoder.blocks.0.ff1.linear1.weight`.
+    /// The canonical dotted name (DESIGN §6), e.g. `acoustic.encoder.blocks.0.ff1.linear1.weight`.
     public let name: String
     /// Shape as PyTorch stores it (Linear: out × in; Conv1d: out × in/groups × k).
     public let shape: [Int]

@@ -10,7 +10,7 @@ public struct PhaseLoss: Equatable, Sendable {
     public var count: Int
 }
 
-/// One iteration of Algorithm 1 (SPEC §3): acoustic phase, visual phase, and audio-visual
+/// One iteration of Algorithm 1 (DESIGN §3): acoustic phase, visual phase, and audio-visual
 /// phase with everything but head_av frozen and in evaluation mode, in the configured order.
 ///
 /// Every collective is issued as a function of the global phase counts alone: a phase with
@@ -22,7 +22,7 @@ public final class AlgorithmOne {
     public let optimizer: Adam
     public let collectives: Collectives
     public let context: RunContext
-    /// Synchronised BatchNorm (SPEC §4.3 default): statistics summed over ranks.
+    /// Synchronised BatchNorm (DESIGN §4.3 default): statistics summed over ranks.
     public var synchronizedBatchNorm = true
     /// What a non-finite phase loss does. The loss is summed over ranks before the decision,
     /// so every rank decides the same way without an extra collective.

@@ -6,7 +6,7 @@ import HDF5
 import VAVLCore
 import VAVLData
 
-/// Where training stands, stored in a checkpoint's `/state` attributes (SPEC §6).
+/// Where training stands, stored in a checkpoint's `/state` attributes (DESIGN §6).
 public struct TrainingState: Codable, Equatable, Sendable {
     /// Epochs completed before `samplerPosition` (the epoch being trained).
     public var epoch: Int = 0
@@ -16,14 +16,14 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var samplerPosition: Int = 0
     public var seed: UInt64 = 0
     public var worldSize: Int = 1
-    /// Best development loss so far and its epoch (model selection, SPEC §3).
+    /// Best development loss so far and its epoch (model selection, DESIGN §3).
     public var bestLoss: Double = .infinity
     public var bestEpoch: Int = -1
 
     public init() {}
 }
 
-/// Checkpoint files (SPEC §6): parameters, buffers, Adam state, normalisation statistics,
+/// Checkpoint files (DESIGN §6): parameters, buffers, Adam state, normalisation statistics,
 /// training state and the config, written by rank 0 to a temporary file and renamed.
 public enum Checkpoint {
     public static let format = "vavl-checkpoint"

@@ -9,7 +9,7 @@ public enum EvaluationHead: String, Codable, Sendable, CaseIterable {
     case video
 }
 
-/// Random frame masking for the robustness sweep (SPEC §7): round(p·T/100) seeded-random
+/// Random frame masking for the robustness sweep (DESIGN §7): round(p·T/100) seeded-random
 /// frames of one modality per utterance are zeroed after normalisation.
 public struct FrameMasking: Sendable, Equatable {
     public var audioPercent: Double = 0
@@ -133,7 +133,7 @@ public final class Evaluator {
         return scores
     }
 
-    /// The development loss for model selection (SPEC §3): the AV head's loss over paired
+    /// The development loss for model selection (DESIGN §3): the AV head's loss over paired
     /// utterances, or the mean of the available unimodal heads' losses where there are none.
     public static func selectionLoss(_ scores: [EvaluationHead: HeadScores]) -> Double {
         if let audioVisual = scores[.audioVisual] { return audioVisual.loss }

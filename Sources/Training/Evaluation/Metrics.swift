@@ -3,7 +3,7 @@ import Glibc
 #endif
 import VAVLCore
 
-/// The metrics of SPEC §1 and §7, computed once over a whole split.
+/// The metrics of DESIGN §1 and §7, computed once over a whole split.
 public enum Metrics {
     /// Macro F1 over the classes present in references or predictions (scikit-learn's
     /// `average="macro"`, zero_division 0), micro F1 and accuracy (equal for single-label data).
@@ -61,7 +61,7 @@ public struct HeadScores: Codable, Equatable, Sendable {
     /// attribute, ccc_mean, loss (Σ(1 − CCC)); sentiment: mae, loss (= MAE).
     public var metrics: [String: Double]
 
-    /// The development loss used for model selection (SPEC §3).
+    /// The development loss used for model selection (DESIGN §3).
     public var loss: Double { metrics["loss"] ?? .infinity }
 }
 

@@ -3,7 +3,7 @@ import MPI
 import VAVLCore
 import VAVLData
 
-/// Shared-embedding analysis (paper Fig. 4, SPEC §7): for every utterance of a split with
+/// Shared-embedding analysis (paper Fig. 4, DESIGN §7): for every utterance of a split with
 /// both modalities, the representations r_a and r_v that the shared layers give (eval mode,
 /// r = mean over frames of LayerNorm(shared(x) + x)), and the cosine distance 1 − cos(r_a, r_v).
 /// Small distances mean the shared layers map the two modalities of one utterance close

@@ -164,7 +164,7 @@ public struct RepeatedRuns: Codable, Sendable {
 // MARK: - Comparison
 
 /// Two systems' repeated runs compared metric by metric with a two-tailed t-test at
-/// p < 0.05 (SPEC §7): paired when both ran on the same seeds or the same partitions
+/// p < 0.05 (DESIGN §7): paired when both ran on the same seeds or the same partitions
 /// (matched by seed, or by the partition file's contents) of the same corpus, Welch's
 /// unequal-variance test otherwise.
 public struct Comparison: Codable, Sendable {

@@ -3,7 +3,7 @@ import MPI
 import VAVLCore
 import VAVLData
 
-/// Missing-frame robustness (paper Figs. 2–3, SPEC §7): for p = 0, 10, …, 90 % of one
+/// Missing-frame robustness (paper Figs. 2–3, DESIGN §7): for p = 0, 10, …, 90 % of one
 /// modality's frames zeroed (``FrameMasking``: round(p·T/100) seeded frames per utterance,
 /// after normalisation), the audio-visual head's scores; the unimodal head of the *other*
 /// modality, which the masking does not touch, is the reference line. The masked modality's

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The statistics of repeated runs (SPEC §7): mean, sample standard deviation (ddof 1),
+/// The statistics of repeated runs (DESIGN §7): mean, sample standard deviation (ddof 1),
 /// quantiles, and two-tailed t-tests — paired when both systems ran on the same seeds or
 /// partitions, Welch's otherwise — with Student's t distribution from the regularised
 /// incomplete beta function. Everything in Double.

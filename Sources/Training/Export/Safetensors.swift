@@ -3,8 +3,8 @@ import VAVLCore
 
 /// Writes the `safetensors` format: an 8-byte little-endian header length, a JSON header
 /// mapping each name to its dtype, shape and byte range, then the raw little-endian data.
-/// Parameters and buffers use the canonical names (SPEC §6), so `safetensors.torch.load_file`
-/// gives a state dict that a PyTorch model with SPEC's module tree loads directly.
+/// Parameters and buffers use the canonical names (DESIGN §6), so `safetensors.torch.load_file`
+/// gives a state dict that a PyTorch model with DESIGN's module tree loads directly.
 public enum Safetensors {
     public static func export(_ model: VAVLModel, to path: String, metadata: [String: String] = [:]) throws {
         let store = model.store

@@ -48,7 +48,7 @@ public final class BatchLoader {
     }
 }
 
-/// z-normalisation x̃ = (x − mean) / (std + 1e-6) per dimension (SPEC §3), with the raw
+/// z-normalisation x̃ = (x − mean) / (std + 1e-6) per dimension (DESIGN §3), with the raw
 /// statistics kept for the checkpoint.
 public struct Normalization: Sendable {
     public var audio: FeatureStatistics?

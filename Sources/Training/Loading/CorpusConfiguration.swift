@@ -8,7 +8,7 @@ public struct CorpusConfigurationError: Error, CustomStringConvertible {
 
 extension VAVLConfiguration {
     /// Takes from `corpus` what the data decide: the task, the feature dimensions, the
-    /// outputs, the label names and, for dimensional labels, the mapping of SPEC §3 with the
+    /// outputs, the label names and, for dimensional labels, the mapping of DESIGN §3 with the
     /// rating scale's fixed bounds (flipping the columns named in `flippedLabels`).
     public mutating func adopt(_ corpus: Corpus, flippedLabels: Set<String> = []) throws {
         let corpusTask = corpus.task

@@ -4,7 +4,7 @@ import VAVLCore
 import VAVLData
 import VAVLDistributed
 
-/// Data-parallel training with Algorithm 1 (SPEC §3–§4): every rank holds a replica, reads
+/// Data-parallel training with Algorithm 1 (DESIGN §3–§4): every rank holds a replica, reads
 /// only its own utterances of each global batch, and joins the per-phase gradient
 /// allreduces. Rank 0 alone prints and writes.
 public final class Trainer {

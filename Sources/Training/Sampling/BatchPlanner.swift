@@ -30,7 +30,7 @@ public struct PlannedUtterance: Sendable, Equatable {
     public var cost: Int { audioFrames + videoFrames }
 }
 
-/// How each global batch is composed (SPEC §4.4).
+/// How each global batch is composed (DESIGN §4.4).
 public enum CompositionPolicy: Equatable, Sendable, Codable {
     /// Utterances as they come, in a seeded per-epoch permutation.
     case natural
@@ -42,7 +42,7 @@ public enum CompositionPolicy: Equatable, Sendable, Codable {
 
 /// What happens to the last, partial global batch of an epoch.
 public enum EpochEnd: String, Codable, Sendable, CaseIterable {
-    /// Keep it (SPEC §3 default): exactly one pass over the data.
+    /// Keep it (DESIGN §3 default): exactly one pass over the data.
     case keep
     /// Drop it.
     case drop
@@ -62,7 +62,7 @@ public struct GlobalBatch: Equatable, Sendable {
     public var imbalance: Double
 }
 
-/// The global, seed-and-epoch-determined plan (SPEC §4.4): every rank derives the same
+/// The global, seed-and-epoch-determined plan (DESIGN §4.4): every rank derives the same
 /// batches and the same placement of utterances on ranks without communicating, so all
 /// agree on phases and step counts.
 public final class BatchPlanner {

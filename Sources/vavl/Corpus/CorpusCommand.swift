@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import VAVLData
 
-/// `vavl corpus synth|import|inspect|validate`: make, import and check corpus files (SPEC §5).
+/// `vavl corpus synth|import|inspect|validate`: make, import and check corpus files (DESIGN §5).
 struct CorpusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "corpus",

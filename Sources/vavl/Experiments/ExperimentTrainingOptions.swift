@@ -9,7 +9,7 @@ import VAVLTraining
 /// not offered: an interrupted experiment continues by running it again, and the task is
 /// the corpus's.
 struct ExperimentTrainingOptions: ParsableArguments {
-    @Option(help: "The corpus (HDF5, SPEC §5).") var corpus: String
+    @Option(help: "The corpus (HDF5, DESIGN §5).") var corpus: String
     @Option(help: "Output folder of the experiment (one subfolder per run).") var out: String
     @OptionGroup var flags: TrainingFlags
 
