@@ -55,8 +55,15 @@ let package = Package(
         /// that are macros over global symbols.
         .target(name: "CShims", dependencies: ["CMPI", "CHDF5"], path: "Sources/System/CShims"),
 
+        /// oneDNN's bf16 matmul behind three C functions, and the CPU's bf16 features. Debian's
+        /// libdnnl-dev ships no pkg-config file: the library is linked by name.
+        .target(name: "COneDNN", path: "Sources/System/COneDNN",
+                cSettings: [.unsafeFlags(["-O2"])],
+                linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
+
         // MARK: - Thin Swift wrappers, one module per library
-        .target(name: "BLAS", dependencies: ["CBLAS", "CShims"], path: "Sources/System/BLAS",
+        /// Matrix products: fp32 through OpenBLAS, bf16 through oneDNN.
+        .target(name: "BLAS", dependencies: ["CBLAS", "CShims", "COneDNN"], path: "Sources/System/BLAS",
                 swiftSettings: optimized),
         .target(name: "MPI", dependencies: ["CMPI", "CShims"], path: "Sources/System/MPI"),
         .target(name: "HDF5", dependencies: ["CHDF5", "CShims"], path: "Sources/System/HDF5"),

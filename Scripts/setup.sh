@@ -3,7 +3,7 @@
 # when something is missing, and `apt-get update` only then.
 set -euo pipefail
 
-packages=(libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev pkg-config iproute2)  # iproute2: Cluster/simulate-hosts.sh
+packages=(libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev libdnnl-dev pkg-config iproute2)  # iproute2: Cluster/simulate-hosts.sh
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -17,6 +17,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+[ -f /usr/include/oneapi/dnnl/dnnl.h ] || { echo "setup: oneDNN's header is missing (libdnnl-dev)" >&2; exit 1; }
 for module in ompi-c hdf5 openblas; do
   pkg-config --exists "$module" || { echo "setup: pkg-config cannot find '$module'" >&2; exit 1; }
 done

@@ -10,6 +10,7 @@ public enum ReplicaSynchronization {
         if communicator.size == 1 { return }
         communicator.abortOnError("broadcasting the initial model from rank 0") {
             try communicator.broadcast(UnsafeMutableBufferPointer(start: store.values, count: store.parameterCount))
+            store.parametersChanged()
             try communicator.broadcast(UnsafeMutableBufferPointer(start: store.bufferValues, count: store.bufferCount))
             try communicator.broadcast(UnsafeMutableBufferPointer(start: store.counterValues, count: store.counters.count))
         }

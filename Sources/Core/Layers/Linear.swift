@@ -34,9 +34,9 @@ public struct Linear {
             let b = store.pointer(bias)
             for row in 0..<rows { (y + row * outputs).update(from: b, count: outputs) }
         }
-        BLAS.sgemm(transposeB: .transposed, m: rows, n: outputs, k: inputs,
-                   a: x, lda: inputs, b: store.pointer(weight), ldb: inputs,
-                   beta: bias == nil ? 0 : 1, c: y, ldc: outputs)
+        store.multiply(transposeB: .transposed, m: rows, n: outputs, k: inputs,
+                       a: x, lda: inputs, b: .parameter(weight), ldb: inputs,
+                       beta: bias == nil ? 0 : 1, c: y, ldc: outputs)
     }
 
     /// b, for a caller that adds it itself after `forward(…, addingBias: false)`.
@@ -48,8 +48,8 @@ public struct Linear {
     public func backward(_ dx: UnsafeMutablePointer<Float>?, accumulate: Bool = false,
                          _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, _ store: ParameterStore) {
         if rows == 0 { return }
-        BLAS.sgemm(transposeA: .transposed, m: outputs, n: inputs, k: rows,
-                   a: dy, lda: outputs, b: x, ldb: inputs, beta: 1, c: store.gradient(weight), ldc: inputs)
+        store.multiply(transposeA: .transposed, m: outputs, n: inputs, k: rows,
+                       a: dy, lda: outputs, b: .matrix(x), ldb: inputs, beta: 1, c: store.gradient(weight), ldc: inputs)
         if let bias {
             let db = store.gradient(bias), outputs = outputs
             Parallel.columnBlocks(outputs, rows: rows) { columns in
@@ -60,8 +60,8 @@ public struct Linear {
             }
         }
         if let dx {
-            BLAS.sgemm(m: rows, n: inputs, k: outputs, a: dy, lda: outputs, b: store.pointer(weight), ldb: inputs,
-                       beta: accumulate ? 1 : 0, c: dx, ldc: inputs)
+            store.multiply(m: rows, n: inputs, k: outputs, a: dy, lda: outputs, b: .parameter(weight), ldb: inputs,
+                           beta: accumulate ? 1 : 0, c: dx, ldc: inputs)
         }
     }
 }

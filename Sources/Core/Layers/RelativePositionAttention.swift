@@ -133,10 +133,10 @@ public final class RelativePositionAttention {
                 let sc = scratch.scores, ps = scratch.positionScores, dr = scratch.dropped, mask = scratch.multipliers
                 let start = segments.start(b), t = segments.length(b)
                 let column = h * d
-                BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: qu.row(start) + column, lda: c,
-                           b: k.row(start) + column, ldb: c, c: sc, ldc: t)
-                BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: qv.row(start) + column, lda: c,
-                           b: projectedPositions.data + column, ldb: c, c: ps, ldc: t)
+                store.multiply(transposeB: .transposed, m: t, n: t, k: d, a: qu.row(start) + column, lda: c,
+                               b: .matrix(k.row(start) + column), ldb: c, c: sc, ldc: t)
+                store.multiply(transposeB: .transposed, m: t, n: t, k: d, a: qv.row(start) + column, lda: c,
+                               b: .matrix(projectedPositions.data + column), ldb: c, c: ps, ldc: t)
                 Self.addRelativeShift(sc, ps, length: t)
                 let a = probabilityBase + offsets[b] + h * t * t
                 softmaxRows(a, sc, rows: t, columns: t, scale: scale)
@@ -146,8 +146,8 @@ public final class RelativePositionAttention {
                                                     multipliers: mask, context)
                     weights = UnsafePointer(dr)
                 }
-                BLAS.sgemm(m: t, n: d, k: t, a: weights, lda: t, b: v.row(start) + column, ldb: c,
-                           c: self.context.row(start) + column, ldc: c)
+                store.multiply(m: t, n: d, k: t, a: weights, lda: t, b: .matrix(v.row(start) + column), ldb: c,
+                               c: self.context.row(start) + column, ldc: c)
             }
         }
         output.resize(rows: n, columns: c)
@@ -206,10 +206,10 @@ public final class RelativePositionAttention {
                     weights = UnsafePointer(dropped)
                 }
                 // dv = A'ᵀ dcontext;  dA' = dcontext vᵀ
-                BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: weights, lda: t,
-                           b: dContext.row(start) + column, ldb: c, c: dV.row(start) + column, ldc: c)
-                BLAS.sgemm(transposeB: .transposed, m: t, n: t, k: d, a: dContext.row(start) + column, lda: c,
-                           b: v.row(start) + column, ldb: c, c: dA, ldc: t)
+                store.multiply(transposeA: .transposed, m: t, n: d, k: t, a: weights, lda: t,
+                               b: .matrix(dContext.row(start) + column), ldb: c, c: dV.row(start) + column, ldc: c)
+                store.multiply(transposeB: .transposed, m: t, n: t, k: d, a: dContext.row(start) + column, lda: c,
+                               b: .matrix(v.row(start) + column), ldb: c, c: dA, ldc: t)
                 if dropoutActive {
                     attentionDropout.applyAttention(to: dA, from: dA, length: t, head: h, utterance: b,
                                                     multipliers: mask, context)
@@ -221,18 +221,18 @@ public final class RelativePositionAttention {
                     for j in 0..<t { gRow[j] = aRow[j] * (gRow[j] - dot) * scale }
                 }
                 // Content term: dqu = dZ k, dk = dZᵀ qu.
-                BLAS.sgemm(m: t, n: d, k: t, a: dA, lda: t, b: k.row(start) + column, ldb: c,
-                           c: dQu.row(start) + column, ldc: c)
-                BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: dA, lda: t,
-                           b: qu.row(start) + column, ldb: c, c: dK.row(start) + column, ldc: c)
+                store.multiply(m: t, n: d, k: t, a: dA, lda: t, b: .matrix(k.row(start) + column), ldb: c,
+                               c: dQu.row(start) + column, ldc: c)
+                store.multiply(transposeA: .transposed, m: t, n: d, k: t, a: dA, lda: t,
+                               b: .matrix(qu.row(start) + column), ldb: c, c: dK.row(start) + column, ldc: c)
                 // Position term: dS = relshiftᵀ(dZ); dqv = dS p, dp_b = dSᵀ qv (this utterance's
                 // rows of the per-utterance position gradients).
                 dS.update(repeating: 0, count: t * t)
                 Self.addRelativeShiftTranspose(dS, dA, length: t)
-                BLAS.sgemm(m: t, n: d, k: t, a: dS, lda: t, b: projectedPositions.data + column, ldb: c,
-                           c: dQv.row(start) + column, ldc: c)
-                BLAS.sgemm(transposeA: .transposed, m: t, n: d, k: t, a: dS, lda: t,
-                           b: qv.row(start) + column, ldb: c, c: dPositionsByUtterance.row(start) + column, ldc: c)
+                store.multiply(m: t, n: d, k: t, a: dS, lda: t, b: .matrix(projectedPositions.data + column), ldb: c,
+                               c: dQv.row(start) + column, ldc: c)
+                store.multiply(transposeA: .transposed, m: t, n: d, k: t, a: dS, lda: t,
+                               b: .matrix(qv.row(start) + column), ldb: c, c: dPositionsByUtterance.row(start) + column, ldc: c)
             }
         }
         // dp = Σ_b dp_b in utterance order, whichever thread computed each.

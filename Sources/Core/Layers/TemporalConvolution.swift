@@ -45,8 +45,8 @@ public final class TemporalConvolution {
         } } }
         tapProducts.resize(rows: n, columns: width)
         tapMajorWeight.withUnsafeBufferPointer { wt in
-            BLAS.sgemm(transposeB: .transposed, m: n, n: width, k: i, a: x.data, lda: i, b: wt.baseAddress!, ldb: i,
-                       c: tapProducts.data, ldc: width)
+            store.multiply(transposeB: .transposed, m: n, n: width, k: i, a: x.data, lda: i, b: .matrix(wt.baseAddress!), ldb: i,
+                           c: tapProducts.data, ldc: width)
         }
         // y[t] = Σ_k Z[t + k − K/2, block k] over the taps whose source frame is inside the utterance.
         let z = tapProducts.data, y = output.data
@@ -98,11 +98,11 @@ public final class TemporalConvolution {
                 // dx = dZ W_all;  dW_all = dZᵀ x.
                 if needsInputGradient {
                     inputGradient.resize(rows: n, columns: i)
-                    BLAS.sgemm(m: n, n: i, k: width, a: g, lda: width, b: wt.baseAddress!, ldb: i,
-                               c: inputGradient.data, ldc: i)
+                    store.multiply(m: n, n: i, k: width, a: g, lda: width, b: .matrix(wt.baseAddress!), ldb: i,
+                                   c: inputGradient.data, ldc: i)
                 }
-                BLAS.sgemm(transposeA: .transposed, m: width, n: i, k: n, a: g, lda: width, b: x.data, ldb: i,
-                           c: gt.baseAddress!, ldc: i)
+                store.multiply(transposeA: .transposed, m: width, n: i, k: n, a: g, lda: width, b: .matrix(x.data), ldb: i,
+                               c: gt.baseAddress!, ldc: i)
             }
         }
         let dw = store.gradient(weight)

@@ -47,6 +47,7 @@ public final class UnimodalBaseline {
              Dropout(registry, "dropout", probability: config.headDropout))
         }
         store = ParameterStore(registry)
+        store.precision = config.precision
     }
 
     public func initialize(seed: UInt64) { store.initialize(seed: seed) }

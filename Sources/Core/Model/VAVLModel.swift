@@ -64,6 +64,7 @@ public final class VAVLModel {
         groups = PhaseGroups(acoustic: 0..<sharedEnd, visual: sharedStart..<visualEnd,
                              audioVisual: visualEnd..<registry.parameterCount, shared: sharedStart..<sharedEnd)
         store = ParameterStore(registry)
+        store.precision = config.precision
         acousticBranchRange = store.range(ofPrefixes: ["acoustic"])
         visualBranchRange = store.range(ofPrefixes: ["visual"])
         acousticHeadRange = store.range(ofPrefixes: ["head_a", "recon_a"])

@@ -43,6 +43,7 @@ public final class Adam {
 
     /// Updates every parameter lying inside `range` (a phase group) from its gradient.
     public func step(_ range: Range<Int>) {
+        defer { store.parametersChanged(range) }
         let lr = Double(configuration.learningRate), beta1 = configuration.beta1, beta2 = configuration.beta2
         let epsilon = configuration.epsilon, decay = configuration.weightDecay
         let theta = store.values, gradients = store.gradients, m = firstMoment, v = secondMoment

@@ -16,6 +16,10 @@ public final class ParameterStore {
     public let counterValues: UnsafeMutablePointer<Int64>
     public let parameterCount: Int
     public let bufferCount: Int
+    /// The arithmetic of the model's matrix products (``multiply(transposeA:transposeB:m:n:k:a:lda:b:ldb:beta:c:ldc:)``).
+    public var precision: Precision = .fp32
+    /// The bf16 copy of `values` that products read in bf16 mode (LowPrecisionWeights.swift).
+    let lowPrecision = LowPrecisionWeights()
     private let parameterIndex: [String: Int]
     private let bufferIndex: [String: Int]
     private let counterIndex: [String: Int]
@@ -43,6 +47,7 @@ public final class ParameterStore {
     deinit {
         FloatBuffer.deallocate(values)
         FloatBuffer.deallocate(gradients)
+        lowPrecision.deallocate()
         bufferValues.deallocate()
         counterValues.deallocate()
     }
@@ -53,6 +58,7 @@ public final class ParameterStore {
     /// keyed by (seed, name), so a parameter's initial value does not depend on which other
     /// parts the configuration has.
     public func initialize(seed: UInt64) {
+        defer { parametersChanged() }
         for parameter in parameters {
             var generator = SplitMix64(seed: mix64(seed ^ stableHash(parameter.name)))
             let destination = values + parameter.offset
@@ -102,6 +108,7 @@ public final class ParameterStore {
     public func setValues(_ parameter: Parameter, _ newValues: [Float]) {
         precondition(newValues.count == parameter.count, "\(parameter.name): \(newValues.count) values for \(parameter.count)")
         newValues.withUnsafeBufferPointer { pointer(parameter).update(from: $0.baseAddress!, count: parameter.count) }
+        parametersChanged(parameter.range)
     }
 
     public func setValues(_ buffer: Buffer, _ newValues: [Float]) {

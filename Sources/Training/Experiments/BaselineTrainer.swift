@@ -201,6 +201,7 @@ public final class BaselineTrainer {
         guard let best else { return }
         let store = model.store
         best.values.withUnsafeBufferPointer { store.values.update(from: $0.baseAddress!, count: $0.count) }
+        store.parametersChanged()
         if !best.buffers.isEmpty { best.buffers.withUnsafeBufferPointer { store.bufferValues.update(from: $0.baseAddress!, count: $0.count) } }
         if !best.counters.isEmpty { best.counters.withUnsafeBufferPointer { store.counterValues.update(from: $0.baseAddress!, count: $0.count) } }
     }

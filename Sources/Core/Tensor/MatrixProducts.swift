@@ -1,0 +1,94 @@
+import BLAS
+import Foundation
+
+/// The second operand of a matrix product: a matrix of activations or gradients, or one of
+/// the model's parameters. In bf16 mode a matrix is rounded for each product, a parameter
+/// once per update (its bf16 copy in the ``ParameterStore``).
+public enum ProductOperand {
+    case matrix(UnsafePointer<Float>)
+    case parameter(Parameter)
+}
+
+extension ParameterStore {
+    /// `C ← op(A) · op(B) + β C` (β ∈ {0, 1}) in the store's ``precision``: every matrix
+    /// product of the model goes through here (docs/DESIGN.md §9.3).
+    ///
+    /// - fp32: OpenBLAS's sgemm on the operands as they are.
+    /// - bf16: A and B rounded to bf16 (nearest even), products accumulated in fp32 — by
+    ///   oneDNN on AMX-BF16 or AVX512-BF16, or, where the CPU has neither (or
+    ///   `VAVL_BF16_PATH=emulated`), by sgemm on the rounded values.
+    ///
+    /// Shapes and strides as ``BLAS/sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``.
+    public func multiply(transposeA: Transpose = .none, transposeB: Transpose = .none,
+                         m: Int, n: Int, k: Int,
+                         a: UnsafePointer<Float>, lda: Int,
+                         b: ProductOperand, ldb: Int,
+                         beta: Float = 0,
+                         c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if precision == .fp32 {
+            let bPointer: UnsafePointer<Float>
+            switch b {
+            case .matrix(let pointer): bPointer = pointer
+            case .parameter(let parameter): bPointer = UnsafePointer(pointer(parameter))
+            }
+            BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                       a: a, lda: lda, b: bPointer, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        precondition(beta == 0 || beta == 1, "bf16 products accumulate (β = 1) or overwrite (β = 0)")
+        if m == 0 || n == 0 { return }
+        // The stored extents of A and B: rows × columns as laid out in memory.
+        let aRows = transposeA == .none ? m : k, aColumns = transposeA == .none ? k : m
+        let bRows = transposeB == .none ? k : n, bColumns = transposeB == .none ? n : k
+        if MatrixEngine.path == .emulated {
+            let roundedA = FloatBuffer.allocate(count: aRows * aColumns)
+            defer { FloatBuffer.deallocate(roundedA) }
+            Self.pack(a, lda, rows: aRows, columns: aColumns) { BFloat16.round($0, intoFloats: roundedA + $1, count: $2) }
+            var roundedB: UnsafeMutablePointer<Float>?
+            defer { roundedB.map(FloatBuffer.deallocate) }
+            let bPointer: UnsafePointer<Float>, bStride: Int
+            switch b {
+            case .parameter(let parameter):
+                bPointer = UnsafePointer(lowPrecisionFloats(parameter)); bStride = ldb
+            case .matrix(let source):
+                let packed = FloatBuffer.allocate(count: bRows * bColumns)
+                roundedB = packed
+                Self.pack(source, ldb, rows: bRows, columns: bColumns) { BFloat16.round($0, intoFloats: packed + $1, count: $2) }
+                bPointer = UnsafePointer(packed); bStride = bColumns
+            }
+            BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                       a: roundedA, lda: aColumns, b: bPointer, ldb: bStride, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        let bitsA = UnsafeMutablePointer<UInt16>.allocate(capacity: max(aRows * aColumns, 1))
+        defer { bitsA.deallocate() }
+        Self.pack(a, lda, rows: aRows, columns: aColumns) { BFloat16.round($0, into: bitsA + $1, count: $2) }
+        var bitsB: UnsafeMutablePointer<UInt16>?
+        defer { bitsB?.deallocate() }
+        let bPointer: UnsafePointer<UInt16>, bStride: Int
+        switch b {
+        case .parameter(let parameter):
+            bPointer = UnsafePointer(lowPrecisionBits(parameter)); bStride = ldb
+        case .matrix(let source):
+            let packed = UnsafeMutablePointer<UInt16>.allocate(capacity: max(bRows * bColumns, 1))
+            bitsB = packed
+            Self.pack(source, ldb, rows: bRows, columns: bColumns) { BFloat16.round($0, into: packed + $1, count: $2) }
+            bPointer = UnsafePointer(packed); bStride = bColumns
+        }
+        BLAS.bf16gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                      a: bitsA, lda: aColumns, b: bPointer, ldb: bStride, accumulate: beta == 1, c: c, ldc: ldc)
+    }
+
+    /// Calls `round(sourceRow, targetOffset, count)` for each stored row of a strided
+    /// operand, packing it densely (rows × columns); rows in parallel when large.
+    private static func pack(_ source: UnsafePointer<Float>, _ stride: Int, rows: Int, columns: Int,
+                             _ round: (UnsafePointer<Float>, Int, Int) -> Void) {
+        if stride == columns {
+            Parallel.chunks(rows * columns) { range in round(source + range.lowerBound, range.lowerBound, range.count) }
+            return
+        }
+        Parallel.chunks(rows, elementsPerItem: columns) { range in
+            for row in range { round(source + row * stride, row * columns, columns) }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import COneDNN
+import Dispatch
+import Foundation
+
+/// How bf16 products are computed on this machine (docs/DESIGN.md §9.3).
+public enum BF16Path: String, Sendable {
+    /// oneDNN's matmul on the AMX tile units.
+    case amx = "AMX-BF16"
+    /// oneDNN's matmul with AVX512-BF16 dot-product instructions.
+    case avx512 = "AVX512-BF16"
+    /// Operands rounded to bf16 and multiplied in fp32 by OpenBLAS: the same rounded values
+    /// as the hardware paths, only the fp32 accumulation order differs.
+    case emulated
+}
+
+/// A oneDNN call that failed, with its status code (`dnnl_status_t`).
+public struct OneDNNError: Error, CustomStringConvertible {
+    public var operation: String
+    public var status: Int32
+    public var description: String { "oneDNN \(operation) failed with status \(status)" }
+
+    /// Turns a oneDNN return code into a thrown error.
+    static func check(_ status: Int32, _ operation: @autoclosure () -> String) throws {
+        if status != 0 { throw OneDNNError(operation: operation(), status: status) }
+    }
+}
+
+/// The CPU's bf16 facilities and the path bf16 products take.
+public enum MatrixEngine {
+    /// What the hardware offers (CPUID; AMX only where the kernel grants tile data).
+    public static let hardwarePath: BF16Path = {
+        switch vavl_cpu_bf16_support() {
+        case 2: return .amx
+        case 1: return .avx512
+        default: return .emulated
+        }
+    }()
+
+    nonisolated(unsafe) private static var forcedEmulation: Bool =
+        ProcessInfo.processInfo.environment["VAVL_BF16_PATH"]?.lowercased() == "emulated"
+
+    /// The path in use: the hardware's, unless `VAVL_BF16_PATH=emulated` (or a test) forces
+    /// the emulated one.
+    public static var path: BF16Path { forcedEmulation ? .emulated : hardwarePath }
+
+    /// Runs `body` with the emulated path forced (tests comparing the paths).
+    public static func withEmulation<T>(_ body: () throws -> T) rethrows -> T {
+        let saved = forcedEmulation
+        forcedEmulation = true
+        defer { forcedEmulation = saved }
+        return try body()
+    }
+
+    /// The CPU model, as CPUID names it.
+    public static let cpuModel = String(cString: vavl_cpu_model_name())
+    /// oneDNN's version.
+    public static var oneDNNVersion: String { String(cString: vavl_onednn_version()) }
+}
+
+/// The bf16 matmuls created so far, by shape and layout. oneDNN JIT-compiles a kernel per
+/// shape (about a millisecond); products of a training step come in a few dozen shapes.
+final class BF16MatmulCache: @unchecked Sendable {
+    struct Key: Hashable {
+        var m, n, k, lda, ldb, ldc: Int
+        var transposeA, transposeB, accumulate: Bool
+    }
+
+    static let shared = BF16MatmulCache()
+    private var matmuls: [Key: OpaquePointer] = [:]
+    private let lock = NSLock()
+    private(set) var implementations: Set<String> = []
+
+    func matmul(_ key: Key) -> OpaquePointer {
+        lock.lock()
+        defer { lock.unlock() }
+        if let found = matmuls[key] { return found }
+        var created: OpaquePointer?
+        do {
+            try OneDNNError.check(vavl_bf16_matmul_create(Int64(key.m), Int64(key.n), Int64(key.k),
+                                                          key.transposeA ? 1 : 0, key.transposeB ? 1 : 0,
+                                                          Int64(key.lda), Int64(key.ldb), Int64(key.ldc),
+                                                          key.accumulate ? 1 : 0, &created),
+                                  "matmul creation for \(key)")
+        } catch {
+            fatalError("\(error)")
+        }
+        matmuls[key] = created!
+        implementations.insert(String(cString: vavl_bf16_matmul_implementation(created!)))
+        return created!
+    }
+
+    var count: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return matmuls.count
+    }
+}
+
+extension BLAS {
+    /// C's rows (and a transposed A's reduction rows) are cut at fixed multiples of these,
+    /// whatever the thread count, so a bf16 product gives the same bits on any number of
+    /// threads: each tile is one single-threaded oneDNN call on a fixed shape.
+    public static let bf16RowTile = 256
+    public static let bf16ReductionChunk = 512
+
+    /// The implementations oneDNN chose for the products run so far (`vavl info`, `bench`).
+    public static var bf16Implementations: [String] { BF16MatmulCache.shared.implementations.sorted() }
+    /// The number of distinct bf16 product shapes created so far.
+    public static var bf16ShapeCount: Int { BF16MatmulCache.shared.count }
+
+    /// `C (+)= op(A) · op(B)` with bf16 operands (raw bits, row-major) and fp32 C, through
+    /// oneDNN: the shapes and strides of ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``,
+    /// `accumulate` in place of β ∈ {0, 1}.
+    ///
+    /// C is cut into tiles of ``bf16RowTile`` rows; when A is transposed (a weight gradient,
+    /// whose reduction runs over the batch's rows) the reduction is cut into chunks of
+    /// ``bf16ReductionChunk`` added in order. Tiles run on the rank's threads.
+    public static func bf16gemm(
+        transposeA: Transpose = .none, transposeB: Transpose = .none,
+        m: Int, n: Int, k: Int,
+        a: UnsafePointer<UInt16>, lda: Int,
+        b: UnsafePointer<UInt16>, ldb: Int,
+        accumulate: Bool,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        if m == 0 || n == 0 { return }
+        if k == 0 {
+            if !accumulate { for row in 0..<m { (c + row * ldc).update(repeating: 0, count: n) } }
+            return
+        }
+        let tiles = (m + bf16RowTile - 1) / bf16RowTile
+        let chunk = transposeA == .transposed ? bf16ReductionChunk : k
+        func run(tile: Int) {
+            let rowStart = tile * bf16RowTile, rows = min(bf16RowTile, m - rowStart)
+            // A's rows of this tile: stored rows when A is as is, stored columns when transposed.
+            let aTile = transposeA == .none ? a + rowStart * lda : a + rowStart
+            var done = 0
+            while done < k {
+                let depth = min(chunk, k - done)
+                let aPart = transposeA == .none ? aTile + done : aTile + done * lda
+                let bPart = transposeB == .none ? b + done * ldb : b + done
+                let key = BF16MatmulCache.Key(m: rows, n: n, k: depth, lda: lda, ldb: ldb, ldc: ldc,
+                                              transposeA: transposeA == .transposed, transposeB: transposeB == .transposed,
+                                              accumulate: accumulate || done > 0)
+                let matmul = BF16MatmulCache.shared.matmul(key)
+                ProductProfile.measure(transposeA: transposeA, transposeB: transposeB, m: rows, n: n, k: depth) {
+                    let status = vavl_bf16_matmul_execute(matmul, aPart, bPart, c + rowStart * ldc)
+                    if status != 0 { fatalError("\(OneDNNError(operation: "matmul \(key)", status: status))") }
+                }
+                done += depth
+            }
+        }
+        let threads = splitCount(m: m, n: n, k: k)
+        if threads == 1 || tiles == 1 {
+            for tile in 0..<tiles { run(tile: tile) }
+            return
+        }
+        DispatchQueue.concurrentPerform(iterations: tiles) { run(tile: $0) }
+    }
+}
