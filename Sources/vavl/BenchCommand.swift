@@ -65,6 +65,9 @@ struct BenchCommand: ParsableCommand {
             try world.allreduceMax(&peak)
             guard world.rank == 0 else { return }
             let model = VAVLModel(configuration)
+            print("precision: \(configuration.precision.rawValue)" + (configuration.precision == .bf16
+                  ? " (products: \(bf16PathDescription); \(BLAS.bf16ShapeCount) shapes, implementations \(BLAS.bf16Implementations.joined(separator: ", ")))"
+                  : " (products: OpenBLAS sgemm)") + "; cpu: \(MatrixEngine.cpuModel)")
             print(String(format: "model: %d parameters, dim %d, %d heads, blocks %d+%d+%d; batch %d over %d rank(s) × %d compute thread(s)",
                          model.store.parameterCount, configuration.dim, configuration.heads, configuration.acousticBlocks,
                          configuration.visualBlocks, configuration.sharedBlocks, batchSize, world.size, BLAS.threadCount))

@@ -13,6 +13,7 @@ struct EvaluateCommand: ParsableCommand {
         discussion: "Categorical: F1-macro, F1-micro, accuracy; dimensional: CCC per attribute; sentiment: MAE (DESIGN §1, §7).")
 
     @Option(help: "A checkpoint written by `vavl train`.") var checkpoint: String
+    @OptionGroup var precision: PrecisionOption
     @Option(help: "The corpus to score.") var corpus: String
     @Option(help: "train, dev or test.") var split: Split = .test
     @Option(help: "Also write the scores as JSON here.") var json: String?
@@ -27,7 +28,7 @@ struct EvaluateCommand: ParsableCommand {
             guard (0...100).contains(maskAudio), (0...100).contains(maskVideo) else {
                 throw ValidationError("--mask-audio and --mask-video are percentages in 0…100")
             }
-            let trained = try TrainedModel(checkpoint: Trainer.checkpointPath(checkpoint))
+            let trained = try TrainedModel(checkpoint: Trainer.checkpointPath(checkpoint), precision: precision.value)
             let corpusFile = try Corpus.open(corpus)
             let report = try EvaluationReport.evaluate(trained, corpus: corpusFile, split: split,
                                                        masking: FrameMasking(audioPercent: maskAudio, videoPercent: maskVideo, seed: maskSeed),
@@ -36,29 +37,6 @@ struct EvaluateCommand: ParsableCommand {
             guard world.rank == 0 else { return }
             print(report.table)
             if let json { try report.json().write(to: URL(fileURLWithPath: json), options: .atomic) }
-        }
-    }
-}
-
-struct ExportCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "export",
-        abstract: "Write a checkpoint's parameters and buffers as safetensors under the canonical names.")
-
-    @Option(help: "A checkpoint written by `vavl train`.") var checkpoint: String
-    @Option(help: "The .safetensors file to write.") var safetensors: String
-
-    func run() throws {
-        do {
-            let trained = try TrainedModel(checkpoint: Trainer.checkpointPath(checkpoint))
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            let config = String(decoding: try encoder.encode(trained.configuration), as: UTF8.self)
-            try Safetensors.export(trained.model, to: safetensors, metadata: ["format": "pt", "vavl_config": config])
-            print("wrote \(safetensors): \(trained.model.store.parameters.count) parameters, \(trained.model.store.buffers.count + trained.model.store.counters.count) buffers")
-        } catch {
-            FileHandle.standardError.write(Data("vavl: \(error)\n".utf8))
-            throw ExitCode(1)
         }
     }
 }

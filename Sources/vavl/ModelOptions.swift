@@ -108,3 +108,11 @@ func configurationHelp(_ key: String) -> ArgumentHelp {
 }
 
 extension Precision: ExpressibleByArgument {}
+
+/// `--precision` for commands that load a checkpoint: by default the products run in the
+/// precision the model was trained in.
+struct PrecisionOption: ParsableArguments {
+    @Option(name: .customLong("precision"),
+            help: "Matrix-product arithmetic: fp32 or bf16 (default: the checkpoint's own).")
+    var value: Precision?
+}

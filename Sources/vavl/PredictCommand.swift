@@ -16,6 +16,7 @@ struct PredictCommand: ParsableCommand {
         """)
 
     @Option(help: "A checkpoint written by `vavl train`.") var checkpoint: String
+    @OptionGroup var precision: PrecisionOption
     @Option(help: "Audio features: a .npy file or a folder of them.") var audio: String?
     @Option(help: "Video features: a .npy file or a folder of them.") var video: String?
     @Option(help: "Write predictions here (.csv or .json); standard output otherwise.") var output: String?
@@ -30,7 +31,7 @@ struct PredictCommand: ParsableCommand {
     func run() throws {
         do {
             guard audio != nil || video != nil else { throw ValidationError("give --audio, --video or both") }
-            let trained = try TrainedModel(checkpoint: Trainer.checkpointPath(checkpoint))
+            let trained = try TrainedModel(checkpoint: Trainer.checkpointPath(checkpoint), precision: precision.value)
             let config = trained.configuration
             let audioFiles = try files(audio), videoFiles = try files(video)
             var names = Set(audioFiles.keys).union(videoFiles.keys)

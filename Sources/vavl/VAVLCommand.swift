@@ -25,10 +25,27 @@ struct VAVLCommand: ParsableCommand {
 /// Prints what this process sees of MPI and OpenBLAS; handy under `mpirun` to check a launch.
 struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "info", abstract: "Show the MPI rank layout and BLAS threads of this launch.")
+        commandName: "info", abstract: "Show the MPI rank layout, the CPU, and the fp32 and bf16 product paths of this launch.")
 
     func run() throws {
         let world = Communicator.world
         print("rank \(world.rank) of \(world.size), compute threads \(BLAS.threadCount) (\(BLAS.threading == .split ? "split products, OpenBLAS single-threaded" : "OpenBLAS threading")), kernels \(BLAS.coreName)")
+        if world.rank == 0 {
+            print("cpu: \(MatrixEngine.cpuModel)")
+            print("fp32 products: OpenBLAS (\(BLAS.coreName) kernels)")
+            print("bf16 products: \(bf16PathDescription)")
+        }
+    }
+}
+
+/// The bf16 product path in use, for `info` and `bench`: AMX-BF16 or AVX512-BF16 through
+/// oneDNN, or emulated (and why).
+var bf16PathDescription: String {
+    switch MatrixEngine.path {
+    case .amx, .avx512: return "\(MatrixEngine.path.rawValue) through oneDNN \(MatrixEngine.oneDNNVersion)"
+    case .emulated:
+        return MatrixEngine.hardwarePath == .emulated
+            ? "emulated (this CPU has neither AMX-BF16 nor AVX512-BF16): bf16-rounded operands, OpenBLAS fp32 products"
+            : "emulated (VAVL_BF16_PATH=emulated; the CPU offers \(MatrixEngine.hardwarePath.rawValue))"
     }
 }

@@ -11,12 +11,18 @@ public final class TrainedModel {
     public let state: TrainingState
     public var configuration: VAVLConfiguration { model.configuration }
 
-    public init(checkpoint path: String) throws {
+    /// Loads `path`. Products run in the precision the model was trained in, or in
+    /// `precision` when given (evaluating a bf16-trained model in fp32, say).
+    public init(checkpoint path: String, precision: Precision? = nil) throws {
         self.path = path
         let configuration = try Checkpoint.configuration(path)
         model = VAVLModel(configuration)
         (normalization, state) = try Checkpoint.load(path, into: model)
+        if let precision { model.store.precision = precision }
     }
+
+    /// The precision the products run in.
+    public var precision: Precision { model.store.precision }
 
     /// Checks that `corpus` can be scored by this model: same task, label count and
     /// feature dimensions.

@@ -46,6 +46,7 @@ struct RobustnessCommand: ParsableCommand {
         """)
 
     @Option(help: "A checkpoint written by `vavl train` (or its run folder).") var checkpoint: String
+    @OptionGroup var precision: PrecisionOption
     @Option(help: "The corpus to score.") var corpus: String
     @Option(help: "train, dev or test.") var split: Split = .test
     @Option(help: "The modality whose frames are masked: audio or video.") var modality: VAVLData.Modality
@@ -75,7 +76,7 @@ struct RobustnessCommand: ParsableCommand {
         let say = rankZeroPrinter(world)
         world.abortOnError {
             let levels = try self.levels
-            let trained = try TrainedModel(checkpoint: Trainer.checkpointPath(checkpoint))
+            let trained = try TrainedModel(checkpoint: Trainer.checkpointPath(checkpoint), precision: precision.value)
             let corpusFile = try Corpus.open(corpus)
             let splits = try partition.map { try SplitAssignment(partitionFile: $0, corpus: corpusFile) }
             let sweep = try RobustnessSweep.run(trained, corpus: corpusFile, split: split, modality: modality, seed: seed,
@@ -109,6 +110,7 @@ struct EmbeddingCommand: ParsableCommand {
         """)
 
     @Option(help: "A checkpoint written by `vavl train` (or its run folder).") var checkpoint: String
+    @OptionGroup var precision: PrecisionOption
     @Option(help: "The corpus to analyse.") var corpus: String
     @Option(help: "train, dev or test.") var split: Split = .test
     @Option(help: "A partition file (authors' CSV layout) reassigning the corpus's splits.") var partition: String?
@@ -117,7 +119,7 @@ struct EmbeddingCommand: ParsableCommand {
     func run() throws {
         let world = Communicator.world
         world.abortOnError {
-            let trained = try TrainedModel(checkpoint: Trainer.checkpointPath(checkpoint))
+            let trained = try TrainedModel(checkpoint: Trainer.checkpointPath(checkpoint), precision: precision.value)
             let corpusFile = try Corpus.open(corpus)
             let splits = try partition.map { try SplitAssignment(partitionFile: $0, corpus: corpusFile) }
             let analysis = try EmbeddingAnalysis.run(trained, corpus: corpusFile, split: split, communicator: world, splits: splits)

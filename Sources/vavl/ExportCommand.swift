@@ -1,0 +1,28 @@
+import ArgumentParser
+import Foundation
+import MPI
+import VAVLData
+import VAVLTraining
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write a checkpoint's parameters and buffers as safetensors under the canonical names.")
+
+    @Option(help: "A checkpoint written by `vavl train`.") var checkpoint: String
+    @Option(help: "The .safetensors file to write.") var safetensors: String
+
+    func run() throws {
+        do {
+            let trained = try TrainedModel(checkpoint: Trainer.checkpointPath(checkpoint))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let config = String(decoding: try encoder.encode(trained.configuration), as: UTF8.self)
+            try Safetensors.export(trained.model, to: safetensors, metadata: ["format": "pt", "vavl_config": config])
+            print("wrote \(safetensors): \(trained.model.store.parameters.count) parameters, \(trained.model.store.buffers.count + trained.model.store.counters.count) buffers")
+        } catch {
+            FileHandle.standardError.write(Data("vavl: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
