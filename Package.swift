@@ -58,7 +58,7 @@ let package = Package(
         /// oneDNN's bf16 matmul behind three C functions, and the CPU's bf16 features. Debian's
         /// libdnnl-dev ships no pkg-config file: the library is linked by name.
         .target(name: "COneDNN", path: "Sources/System/COneDNN",
-                cSettings: [.unsafeFlags(["-O2"])],
+                cSettings: [.unsafeFlags(["-O3"] + (targetCPU.map { ["-march=\($0)"] } ?? []))],
                 linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
 
         // MARK: - Thin Swift wrappers, one module per library
@@ -72,7 +72,7 @@ let package = Package(
         .target(name: "VAVLVocabulary", path: "Sources/Vocabulary", swiftSettings: optimized),
 
         // MARK: - Numeric core: tensor kernels, layers, the VAVL model, losses, optimizer
-        .target(name: "VAVLCore", dependencies: ["BLAS", "VAVLVocabulary"], path: "Sources/Core",
+        .target(name: "VAVLCore", dependencies: ["BLAS", "COneDNN", "VAVLVocabulary"], path: "Sources/Core",
                 swiftSettings: alwaysOptimized),
 
         // MARK: - Data: the HDF5 corpus format, import, synthetic corpora, statistics

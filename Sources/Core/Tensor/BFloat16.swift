@@ -1,3 +1,5 @@
+import COneDNN
+
 /// Rounding fp32 to bfloat16 (the upper 16 bits of an IEEE float32) to nearest, ties to
 /// even, NaN kept a (quiet) NaN. Every bf16 operand of the mixed-precision path goes through
 /// these functions, on every machine: the hardware and the emulated paths multiply the same
@@ -21,41 +23,16 @@ public enum BFloat16 {
     @inline(__always)
     public static func value(_ bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
 
-    /// Rounds `count` values to bf16 bits, sixteen lanes at a time.
+    /// Rounds `count` values to bf16 bits (vectorised C: `vavl_round_to_bf16`).
+    @inline(__always)
     public static func round(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<UInt16>, count: Int) {
-        var index = 0
-        let raw = UnsafeRawPointer(source)
-        while index + 16 <= count {
-            let lanes = raw.loadUnaligned(fromByteOffset: index * 4, as: SIMD16<UInt32>.self)
-            let rounded = (lanes &+ 0x7FFF &+ ((lanes &>> 16) & 1)) &>> 16
-            let quietNaN = (lanes &>> 16) | 0x0040
-            let result = rounded.replacing(with: quietNaN, where: (lanes & 0x7FFF_FFFF) .> 0x7F80_0000)
-            UnsafeMutableRawPointer(target + index).storeBytes(of: SIMD16<UInt16>(truncatingIfNeeded: result),
-                                                               as: SIMD16<UInt16>.self)
-            index += 16
-        }
-        while index < count {
-            target[index] = bits(source[index])
-            index += 1
-        }
+        vavl_round_to_bf16(source, target, count)
     }
 
     /// Rounds `count` values to bf16 and stores them back as Floats (the emulated path's
-    /// operands), sixteen lanes at a time.
+    /// operands).
+    @inline(__always)
     public static func round(_ source: UnsafePointer<Float>, intoFloats target: UnsafeMutablePointer<Float>, count: Int) {
-        var index = 0
-        let raw = UnsafeRawPointer(source)
-        while index + 16 <= count {
-            let lanes = raw.loadUnaligned(fromByteOffset: index * 4, as: SIMD16<UInt32>.self)
-            let rounded = ((lanes &+ 0x7FFF &+ ((lanes &>> 16) & 1)) &>> 16) &<< 16
-            let quietNaN = (lanes & 0xFFFF_0000) | 0x0040_0000
-            let result = rounded.replacing(with: quietNaN, where: (lanes & 0x7FFF_FFFF) .> 0x7F80_0000)
-            UnsafeMutableRawPointer(target + index).storeBytes(of: result, as: SIMD16<UInt32>.self)
-            index += 16
-        }
-        while index < count {
-            target[index] = rounded(source[index])
-            index += 1
-        }
+        vavl_round_to_bf16_floats(source, target, count)
     }
 }

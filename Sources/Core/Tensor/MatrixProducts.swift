@@ -41,17 +41,19 @@ extension ParameterStore {
         let aRows = transposeA == .none ? m : k, aColumns = transposeA == .none ? k : m
         let bRows = transposeB == .none ? k : n, bColumns = transposeB == .none ? n : k
         if MatrixEngine.path == .emulated {
-            let roundedA = FloatBuffer.allocate(count: aRows * aColumns)
-            defer { FloatBuffer.deallocate(roundedA) }
+            // Scratch from malloc, not FloatBuffer: a fresh huge-page buffer per product
+            // would fault its pages in every time.
+            let roundedA = UnsafeMutablePointer<Float>.allocate(capacity: max(aRows * aColumns, 1))
+            defer { roundedA.deallocate() }
             Self.pack(a, lda, rows: aRows, columns: aColumns) { BFloat16.round($0, intoFloats: roundedA + $1, count: $2) }
             var roundedB: UnsafeMutablePointer<Float>?
-            defer { roundedB.map(FloatBuffer.deallocate) }
+            defer { roundedB?.deallocate() }
             let bPointer: UnsafePointer<Float>, bStride: Int
             switch b {
             case .parameter(let parameter):
                 bPointer = UnsafePointer(lowPrecisionFloats(parameter)); bStride = ldb
             case .matrix(let source):
-                let packed = FloatBuffer.allocate(count: bRows * bColumns)
+                let packed = UnsafeMutablePointer<Float>.allocate(capacity: max(bRows * bColumns, 1))
                 roundedB = packed
                 Self.pack(source, ldb, rows: bRows, columns: bColumns) { BFloat16.round($0, intoFloats: packed + $1, count: $2) }
                 bPointer = UnsafePointer(packed); bStride = bColumns

@@ -174,3 +174,20 @@ const char *vavl_cpu_model_name(void) {
     while (*start == ' ') start++;
     return start;
 }
+
+static inline uint32_t round_bits(uint32_t bits) {
+    uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+    uint32_t quiet_nan = (bits >> 16) | 0x40u;
+    return (bits & 0x7FFFFFFFu) > 0x7F800000u ? quiet_nan : rounded;
+}
+
+void vavl_round_to_bf16(const float *source, uint16_t *target, size_t count) {
+    const uint32_t *bits = (const uint32_t *)source;
+    for (size_t i = 0; i < count; i++) target[i] = (uint16_t)round_bits(bits[i]);
+}
+
+void vavl_round_to_bf16_floats(const float *source, float *target, size_t count) {
+    const uint32_t *bits = (const uint32_t *)source;
+    uint32_t *out = (uint32_t *)target;
+    for (size_t i = 0; i < count; i++) out[i] = round_bits(bits[i]) << 16;
+}

@@ -33,4 +33,13 @@ int vavl_cpu_bf16_support(void);
 /// The CPU's brand string (CPUID leaves 0x80000002–4), e.g. "Intel(R) Xeon(R) Platinum 8480+".
 const char *vavl_cpu_model_name(void);
 
+
+
+// Rounding fp32 to bf16, nearest even, NaN kept a quiet NaN: plain loops the compiler
+// vectorises (Swift's generic SIMD types did not, here).
+#include <stddef.h>
+/// bf16 bits of `count` floats.
+void vavl_round_to_bf16(const float *source, uint16_t *target, size_t count);
+/// The same values, widened back to floats (the emulated path's operands).
+void vavl_round_to_bf16_floats(const float *source, float *target, size_t count);
 #endif
