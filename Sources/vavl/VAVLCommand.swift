@@ -38,14 +38,10 @@ struct InfoCommand: ParsableCommand {
     }
 }
 
-/// The bf16 product path in use, for `info` and `bench`: AMX-BF16 or AVX512-BF16 through
-/// oneDNN, or emulated (and why).
+/// The bf16 product path in use and why, for `info` and `bench`.
 var bf16PathDescription: String {
     switch MatrixEngine.path {
-    case .amx, .avx512: return "\(MatrixEngine.path.rawValue) through oneDNN \(MatrixEngine.oneDNNVersion)"
-    case .emulated:
-        return MatrixEngine.hardwarePath == .emulated
-            ? "emulated (this CPU has neither AMX-BF16 nor AVX512-BF16): bf16-rounded operands, OpenBLAS fp32 products"
-            : "emulated (VAVL_BF16_PATH=emulated; the CPU offers \(MatrixEngine.hardwarePath.rawValue))"
+    case .amx, .avx512: return "\(MatrixEngine.path.rawValue) (\(MatrixEngine.pathReason))"
+    case .emulated: return "emulated: bf16-rounded operands, OpenBLAS fp32 products (\(MatrixEngine.pathReason))"
     }
 }

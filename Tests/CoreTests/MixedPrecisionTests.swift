@@ -129,8 +129,9 @@ final class MixedPrecisionTests: XCTestCase {
             model.initialize(seed: 3)
             let trainer = AlgorithmOne(model: model)
             let batch = mixedBatch(audioDimension: 5, videoDimension: 4, labels: Matrix(rows: 5, columns: 3, values: [0.7, 0.2, 0.1, 0.1, 0.8, 0.1, 0.2, 0.2, 0.6, 0.5, 0.25, 0.25, 0.1, 0.1, 0.8]), seed: 1)
-            if emulate { _ = try MatrixEngine.withEmulation { try trainer.iterate(batch, counts: batch.localCounts, iteration: 0) } }
-            else { try trainer.iterate(batch, counts: batch.localCounts, iteration: 0) }
+            _ = try MatrixEngine.with(emulate ? .emulated : .onednn) {
+                try trainer.iterate(batch, counts: batch.localCounts, iteration: 0)
+            }
             results.append(Array(UnsafeBufferPointer(start: model.store.gradients, count: model.store.parameterCount)))
         }
         let norm = sqrt(results[1].reduce(0) { $0 + Double($1) * Double($1) })

@@ -36,20 +36,45 @@ public enum MatrixEngine {
         }
     }()
 
-    nonisolated(unsafe) private static var forcedEmulation: Bool =
-        ProcessInfo.processInfo.environment["VAVL_BF16_PATH"]?.lowercased() == "emulated"
+    /// What `VAVL_BF16_PATH` asks for: `auto` (default), `onednn` or `emulated`.
+    public enum Choice: String, Sendable { case auto, onednn, emulated }
 
-    /// The path in use: the hardware's, unless `VAVL_BF16_PATH=emulated` (or a test) forces
-    /// the emulated one.
-    public static var path: BF16Path { forcedEmulation ? .emulated : hardwarePath }
+    nonisolated(unsafe) private static var choice: Choice =
+        ProcessInfo.processInfo.environment["VAVL_BF16_PATH"].flatMap { Choice(rawValue: $0.lowercased()) } ?? .auto
 
-    /// Runs `body` with the emulated path forced (tests comparing the paths).
-    public static func withEmulation<T>(_ body: () throws -> T) rethrows -> T {
-        let saved = forcedEmulation
-        forcedEmulation = true
-        defer { forcedEmulation = saved }
+    /// The path in use. `auto` takes oneDNN on AMX, and the emulated path elsewhere: on a CPU
+    /// with AVX512-BF16 but no AMX, oneDNN 2.6's bf16 kernels ran at 66–79 GFLOP/s per
+    /// thread where OpenBLAS's fp32 kernels run at 100–120, so rounding the operands and
+    /// multiplying in fp32 was faster (19.0 against 13.7 s per paper iteration; measured in
+    /// docs/PERFORMANCE.md). `onednn` uses oneDNN wherever the CPU has bf16 units.
+    public static var path: BF16Path {
+        switch choice {
+        case .emulated: return .emulated
+        case .onednn: return hardwarePath
+        case .auto: return hardwarePath == .amx ? .amx : .emulated
+        }
+    }
+
+    /// Why ``path`` is what it is, in words (`vavl info`, `vavl bench`).
+    public static var pathReason: String {
+        switch (choice, hardwarePath) {
+        case (_, .emulated): return "this CPU has neither AMX-BF16 nor AVX512-BF16"
+        case (.emulated, _): return "VAVL_BF16_PATH=emulated; the CPU offers \(hardwarePath.rawValue)"
+        case (.onednn, _), (.auto, .amx): return "oneDNN \(oneDNNVersion)"
+        case (.auto, _): return "the CPU offers AVX512-BF16 without AMX, where oneDNN is slower than fp32 OpenBLAS; VAVL_BF16_PATH=onednn to use it"
+        }
+    }
+
+    /// Runs `body` with a path forced (tests comparing the paths).
+    public static func with<T>(_ forced: Choice, _ body: () throws -> T) rethrows -> T {
+        let saved = choice
+        choice = forced
+        defer { choice = saved }
         return try body()
     }
+
+    /// Runs `body` with the emulated path forced.
+    public static func withEmulation<T>(_ body: () throws -> T) rethrows -> T { try with(.emulated, body) }
 
     /// The CPU model, as CPUID names it.
     public static let cpuModel = String(cString: vavl_cpu_model_name())
