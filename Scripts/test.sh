@@ -45,14 +45,17 @@ expect_job_failure "failing rank" "deliberate failure" "${mpirun_cmd[@]}" -np 2 
 echo "== equivalence: R ranks and one process give the same parameters (dropout on, sync BatchNorm)"
 timeout 600 "${mpirun_cmd[@]}" -np 2 "$bin/vavl-mpi-tests" equivalence
 timeout 600 "${mpirun_cmd[@]}" -np 4 "$bin/vavl-mpi-tests" equivalence
+echo "== equivalence in bf16: R ranks and one process, within bf16's own rounding noise (docs/DESIGN.md §9.3)"
+timeout 600 "${mpirun_cmd[@]}" -np 2 "$bin/vavl-mpi-tests" equivalence --bf16
+timeout 600 "${mpirun_cmd[@]}" -np 4 "$bin/vavl-mpi-tests" equivalence --bf16
 echo "-- with --batchnorm local (DDP), reported, not asserted:"
 timeout 600 "${mpirun_cmd[@]}" -np 2 "$bin/vavl-mpi-tests" equivalence --batchnorm-local
 
 echo "== fault: a corrupt utterance read by rank 1 only brings the job down, naming it"
 expect_job_failure "corrupt utterance" "audio feature nan" "${mpirun_cmd[@]}" -np 2 "$bin/vavl-mpi-tests" corrupt
 
-# ==== M8: clusters and faults (Cluster/README.md; the tests are in Cluster/fault-tests.sh) ====
-echo "== M8: simulated hosts, stall watchdog, killed rank, crash while checkpointing, resume, output folder"
+# Clusters and faults (Cluster/README.md; the tests are in Cluster/fault-tests.sh)
+echo "== clusters: simulated hosts, stall watchdog, killed rank, crash while checkpointing, resume, output folder"
 source Cluster/fault-tests.sh
 m8_prepare "$bin"          # a small corpus and the uninterrupted one-host two-rank reference run
 m8_test_simulated_hosts    # two hosts as network namespaces, TCP only: the reference's parameters (SKIPPED without namespaces)
@@ -61,10 +64,9 @@ m8_test_killed_rank        # kill -9 of rank 1 mid-epoch: down within 30 s; --re
 m8_test_checkpoint_crash   # rank 0 dies half-way through a checkpoint: the previous loads; --resume: the reference's
 m8_test_output_folder      # /proc/forbidden, a read-only and a full file system: a clear error before training
 m8_cleanup
-[ ${#m8_skipped[@]} -eq 0 ] || echo "== M8: SKIPPED, not passed: ${m8_skipped[*]}"
-# ==== end M8 ====
+[ ${#m8_skipped[@]} -eq 0 ] || echo "== clusters: SKIPPED, not passed: ${m8_skipped[*]}"
 
-echo "== M9: the robustness sweep has the paper's shape; experiments agree on 1 and 2 ranks (release build)"
+echo "== experiments: the robustness sweep has the paper's shape; experiments agree on 1 and 2 ranks (release build)"
 Scripts/experiments-check.sh
 
 echo "== all tests passed"

@@ -13,7 +13,7 @@ public struct Xoshiro256: RandomNumberGenerator, Sendable {
     /// A generator for a named stream of `seed`: streams with different keys are independent,
     /// and the same (seed, key) always gives the same numbers.
     public init(seed: UInt64, key: String) {
-        self.init(seed: seed ^ stableHash(key) &* 0x9E37_79B9_7F4A_7C15)
+        self.init(seed: seed ^ fnv1a(key) &* 0x9E37_79B9_7F4A_7C15)
     }
 
     @inline(__always)

@@ -18,17 +18,22 @@ public func mix64(_ value: UInt64) -> UInt64 {
     return z ^ (z >> 31)
 }
 
-/// A stable 64-bit hash of a string (FNV-1a over the UTF-8 bytes, then ``mix64``): the same
-/// in every process, unlike Swift's per-process seeded `Hasher`, so parameter, layer and
-/// stream names can key random streams reproducibly.
-public func stableHash(_ text: String) -> UInt64 {
+/// FNV-1a over the UTF-8 bytes of a string: the same in every process, unlike Swift's
+/// per-process seeded `Hasher`. Its low bits mix poorly; ``stableHash(_:)`` mixes them.
+/// (Synthetic corpora key their streams with the plain FNV-1a value, so corpora written by
+/// earlier versions are generated again bit for bit.)
+public func fnv1a(_ text: String) -> UInt64 {
     var hash: UInt64 = 0xCBF2_9CE4_8422_2325
     for byte in text.utf8 {
         hash ^= UInt64(byte)
         hash = hash &* 0x0000_0100_0000_01B3
     }
-    return mix64(hash)
+    return hash
 }
+
+/// The stable 64-bit hash of a string: ``fnv1a(_:)`` passed through ``mix64``. Parameter,
+/// layer and stream names key random streams with it (initialisation, dropout masks).
+public func stableHash(_ text: String) -> UInt64 { mix64(fnv1a(text)) }
 
 /// SplitMix64 as a sequential generator: one 64-bit state advanced by the golden-ratio
 /// increment and passed through ``mix64``. Used for initialisation, sampling and to seed
