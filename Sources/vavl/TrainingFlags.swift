@@ -12,8 +12,8 @@ import VAVLTraining
 struct TrainingFlags: ParsableArguments {
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Stop after N global iterations (0 writes the initial model).") var maxIterations: Int?
-    @Option(help: "BatchNorm statistics: sync (over all ranks, default) or local (DDP).") var batchnorm = "sync"
-    @Option(help: "Batch composition: natural or balanced.") var sampler = "natural"
+    @Option(help: "BatchNorm statistics: sync (over all ranks) or local (DDP). Default: the config's (sync).") var batchnorm: String?
+    @Option(help: "Batch composition: natural or balanced. Default: the config's (natural).") var sampler: String?
     @Option(help: "Balanced shares of paired, audio-only and video-only utterances.") var shares = "0.5,0.25,0.25"
     @Option(help: "Last partial batch of an epoch: keep, drop or wrap.") var epochEnd = "keep"
     @Option(help: "Group utterances of similar length within windows of N batches (0 = off).") var lengthBuckets = 0
@@ -44,8 +44,13 @@ struct TrainingFlags: ParsableArguments {
         } catch let error as CorpusConfigurationError {
             throw ValidationError("\(error)")
         }
-        configuration.sampler = sampler
-        configuration.batchnorm = batchnorm
+        // Flags the user typed override the config file; absent ones keep its values.
+        if let sampler { configuration.sampler = sampler }
+        if let batchnorm { configuration.batchnorm = batchnorm }
+        if let (key, problem) = configuration.problems().first {
+            throw ValidationError("invalid configuration: '\(key)': \(problem)")
+        }
+        let batchnorm = configuration.batchnorm, sampler = configuration.sampler
         var options = TrainingOptions(corpusPath: corpus, outputDirectory: out)
         options.maxIterations = maxIterations
         switch batchnorm {
@@ -74,6 +79,11 @@ struct TrainingFlags: ParsableArguments {
         options.bucketSize = bucketSize
         options.evaluateEachEpoch = !noEvaluation
         options.quiet = quiet
+        guard keep >= 0, bucketSize >= 1024, bucketSize <= 1 << 30, logEvery >= 1, lengthBuckets >= 0,
+              (threads ?? 1) >= 1, (threads ?? 1) <= 1024, (maxIterations ?? 0) >= 0 else {
+            throw ValidationError("--keep ≥ 0, --bucket-size 1024…2³⁰ floats, --log-every ≥ 1, --length-buckets ≥ 0, "
+                                  + "--threads 1…1024 and --max-iterations ≥ 0 are required")
+        }
         guard stallFactor == 0 || stallFactor > 1, stallMinimumSeconds >= 0 else {
             throw ValidationError("--stall-factor must be 0 (off) or above 1, --stall-minimum-seconds at least 0")
         }

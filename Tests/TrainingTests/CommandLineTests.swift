@@ -24,7 +24,8 @@ final class CommandLineTests: XCTestCase {
     func testConfigFileThenFlagsOverrideThePreset() throws {
         let folder = Self.corpus.subfolder("config")
         let config = folder + "/config.json"
-        try Data(#"{"dim": 24, "heads": 4, "lr": 0.01, "ff_expansion": 3}"#.utf8).write(to: URL(fileURLWithPath: config))
+        try Data(#"{"dim": 24, "heads": 4, "lr": 0.01, "ff_expansion": 3, "sampler": "balanced", "batchnorm": "local", "precision": "bf16"}"#.utf8)
+            .write(to: URL(fileURLWithPath: config))
         let result = try VAVLBinary.run(["train", "--corpus", Self.corpus.path, "--out", folder + "/run", "--model", "tiny",
                                          "--config", config, "--lr", "0.02", "--max-iterations", "0", "--quiet"])
         XCTAssertEqual(result.status, 0, result.error)
@@ -35,6 +36,32 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(resolved.learningRate, 0.02)   // the flag beats the file
         XCTAssertEqual(resolved.acousticBlocks, 1)    // the preset where neither says
         XCTAssertEqual(resolved.audioDimension, 12)   // from the corpus
+        XCTAssertEqual(resolved.sampler, "balanced")  // from the file: flags the user did not type do not override it
+        XCTAssertEqual(resolved.batchnorm, "local")
+        XCTAssertEqual(resolved.precision, .bf16)
+    }
+
+    /// Values out of range, from flags or a config file, end with one line naming the flag or
+    /// key, before anything is built (they crashed the release binary before the table).
+    func testOutOfRangeConfigurationValuesAreClearErrors() throws {
+        let folder = Self.corpus.subfolder("ranges")
+        let config = folder + "/config.json"
+        try Data(#"{"learning_rate": 0.1}"#.utf8).write(to: URL(fileURLWithPath: config))
+        let cases: [([String], String)] = [
+            (["--batch-size=-4"], "batch_size"), (["--batch-size", "0"], "batch_size"), (["--heads", "0"], "heads"),
+            (["--dim=-16"], "dim"), (["--dim", "1000000000"], "dim"), (["--dropout", "1.5"], "dropout"),
+            (["--lr=-1"], "lr"), (["--epochs=-1"], "epochs"), (["--phase-order", "visual,visual,visual"], "phase_order"),
+            (["--config", config], "learning_rate"), (["--sampler", "random"], "sampler"), (["--precision", "fp8"], "fp8"),
+            (["--bucket-size", "0"], "--bucket-size"),
+        ]
+        for (flags, named) in cases {
+            let result = try VAVLBinary.run(["train", "--corpus", Self.corpus.path, "--out", folder + "/run", "--model", "tiny",
+                                             "--max-iterations", "0", "--quiet"] + flags)
+            XCTAssertNotEqual(result.status, 0, "\(flags) was accepted")
+            XCTAssertTrue(result.error.contains(named), "\(flags): \(result.error)")
+            XCTAssertFalse(result.error.contains("Fatal error") || result.error.contains("Backtrace"), "\(flags) crashed: \(result.error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/run/checkpoint-last.h5"), "a rejected run wrote a checkpoint")
     }
 
     func testMaxIterationsZeroWritesTheInitialModelReproducibly() throws {
