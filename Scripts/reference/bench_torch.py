@@ -13,17 +13,23 @@ conv kernel 31, categorical 6 classes, dropout 0.1 (heads 0.2), float32, batch 3
 paired, audio 100-200 frames, video 60-120 frames (seeded). An iteration = acoustic,
 visual and audio-visual phases with their Adam steps (lr 5e-5, DESIGN defaults).
 
+--precision bf16 runs every forward pass (each phase's forward and loss, and the
+inference-latency forward) under torch.autocast("cpu", dtype=torch.bfloat16); the
+backward runs outside autocast (as PyTorch recommends), parameters, gradients and Adam
+stay float32. --precision fp32 (the default) uses no autocast.
+
 Before timing, a float64 check at a small config (dropout 0) shows that the two
 implementations give the same losses, parameter gradients, running statistics and
-eval predictions. Output: key=value lines. Each implementation runs in its own
-subprocess, so each peak RSS is its own.
+eval predictions (in float64 without autocast, whatever --precision). Output: key=value
+lines. Each implementation runs in its own subprocess, so each peak RSS is its own.
 
-  .venv-reference/bin/python Scripts/reference/bench_torch.py --threads 2 [--iterations 3]
+  .venv-reference/bin/python Scripts/reference/bench_torch.py --threads 2 [--iterations 3] [--precision bf16]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import resource
@@ -137,6 +143,15 @@ def represent_padded(model: ref.VAVL, modality: str, pad: Padded):
 # MARK: - One Algorithm-1 iteration for either implementation
 
 
+def forward_context(precision: str):
+    """Where forward passes run: bf16 = CPU autocast to bfloat16 (matrix products and
+    convolutions take bf16 operands, PyTorch's autocast op lists decide the rest); fp32 =
+    no autocast."""
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 class Inputs:
     """Per modality, what the implementation consumes; all utterances are paired here."""
 
@@ -155,24 +170,26 @@ class Inputs:
         return model.represent(modality, *self.data[modality])
 
 
-def iteration(model: ref.VAVL, opt, inputs: Inputs) -> dict:
+def iteration(model: ref.VAVL, opt, inputs: Inputs, precision: str = "fp32") -> dict:
     cfg, losses = model.cfg, {}
     for phase in cfg.phase_order:
         opt.zero_grad(set_to_none=True)
-        if phase in ("acoustic", "visual"):
-            modality = "audio" if phase == "acoustic" else "video"
-            model.train()
-            r = inputs.represent(model, modality)
-            head = model.head_a if modality == "audio" else model.head_v
-            recon = model.recon_a if modality == "audio" else model.recon_v
-            loss = ref.prediction_loss(cfg.task, head(r), inputs.labels) + \
-                cfg.alpha_value * ref.reconstruction_loss(recon(r), inputs.means[modality])
-        else:
-            model.eval()
-            model.head_av.train()
-            with torch.no_grad():
-                r = torch.cat([inputs.represent(model, "audio"), inputs.represent(model, "video")], 1)
-            loss = ref.prediction_loss(cfg.task, model.head_av(r), inputs.labels)
+        # Forward and loss under `precision`; backward (below) and Adam outside autocast.
+        with forward_context(precision):
+            if phase in ("acoustic", "visual"):
+                modality = "audio" if phase == "acoustic" else "video"
+                model.train()
+                r = inputs.represent(model, modality)
+                head = model.head_a if modality == "audio" else model.head_v
+                recon = model.recon_a if modality == "audio" else model.recon_v
+                loss = ref.prediction_loss(cfg.task, head(r), inputs.labels) + \
+                    cfg.alpha_value * ref.reconstruction_loss(recon(r), inputs.means[modality])
+            else:
+                model.eval()
+                model.head_av.train()
+                with torch.no_grad():
+                    r = torch.cat([inputs.represent(model, "audio"), inputs.represent(model, "video")], 1)
+                loss = ref.prediction_loss(cfg.task, model.head_av(r), inputs.labels)
         loss.backward()
         opt.step()
         losses[phase] = float(loss.detach())
@@ -234,17 +251,18 @@ def run_one(impl: str, args) -> None:
     inputs, la, lv = paper_inputs(impl, args.seed, args.batch)
     load_start = os.getloadavg()[0]
     for _ in range(args.warmup):
-        iteration(model, opt, inputs)
+        iteration(model, opt, inputs, args.precision)
     times = []
     for _ in range(args.iterations):
         start = time.perf_counter()
-        losses = iteration(model, opt, inputs)
+        losses = iteration(model, opt, inputs, args.precision)
         times.append(time.perf_counter() - start)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(f"{impl}.median_s={statistics.median(times):.3f}")
     print(f"{impl}.min_s={min(times):.3f}")
     print(f"{impl}.peak_rss_mb={rss_mb:.0f}")
     print(f"{impl}.iterations={len(times)}")
+    print(f"{impl}.precision={args.precision}")
     # 1-minute load average before and after: other processes on the machine inflate times.
     print(f"{impl}.loadavg_start={load_start:.2f}")
     print(f"{impl}.loadavg_end={os.getloadavg()[0]:.2f}")
@@ -253,16 +271,17 @@ def run_one(impl: str, args) -> None:
         frames = sum(max(la) for _ in la) + sum(max(lv) for _ in lv)
         print(f"{impl}.padded_frames={frames}")
     else:
-        for head, ms in inference_latency(model).items():
+        for head, ms in inference_latency(model, args.precision).items():
             print(f"{impl}.latency_{head}_ms={ms:.2f}")
     sys.stdout.flush()
 
 
 @torch.no_grad()
-def inference_latency(model: ref.VAVL, repetitions: int = 20) -> dict:
+def inference_latency(model: ref.VAVL, precision: str = "fp32", repetitions: int = 20) -> dict:
     """Median milliseconds of one utterance's eval-mode prediction by each head, at the
     frame counts `vavl bench` uses (150 audio, 90 video frames; a single utterance needs
-    no padding, so this is the per-utterance implementation only)."""
+    no padding, so this is the per-utterance implementation only). Each prediction runs
+    under `precision` (bf16: autocast entered and left per prediction, as a caller would)."""
     model.eval()
     g = torch.Generator().manual_seed(3)
     audio, video = torch.randn(150, 1024, generator=g), torch.randn(90, 1408, generator=g)
@@ -275,12 +294,13 @@ def inference_latency(model: ref.VAVL, repetitions: int = 20) -> dict:
     }
     result = {}
     for head, predict in heads.items():
-        predict()
         times = []
-        for _ in range(repetitions):
+        for repetition in range(repetitions + 1):         # the first one is untimed (warm-up)
             start = time.perf_counter()
-            predict()
-            times.append(time.perf_counter() - start)
+            with forward_context(precision):
+                predict()
+            if repetition:
+                times.append(time.perf_counter() - start)
         result[head] = 1000 * statistics.median(times)
     return result
 
@@ -293,6 +313,9 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--impl", choices=["both", "padded", "packed"], default="both")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="fp32: no autocast; bf16: forward passes and losses under "
+                         "torch.autocast('cpu', dtype=torch.bfloat16), backward and Adam outside")
     ap.add_argument("--no-check", action="store_true", help="skip the float64 equivalence check")
     args = ap.parse_args()
 
@@ -303,6 +326,9 @@ def main():
     print(f"threads={args.threads}")
     print(f"batch={args.batch}")
     print(f"config=paper (d_a 1024, d_v 1408, dim 512, heads 8, blocks 3+3+2, kernel 31, float32, dropout on)")
+    print(f"precision={args.precision}" + (" (forward passes and losses under torch.autocast cpu bfloat16; "
+                                           "backward outside autocast; float32 parameters and Adam)"
+                                           if args.precision == "bf16" else " (no autocast)"))
     _, la, lv = paper_inputs("packed", args.seed, args.batch)
     print(f"audio_frames={sum(la)}")
     print(f"video_frames={sum(lv)}")
@@ -315,7 +341,7 @@ def main():
     for impl in ("padded", "packed"):
         cmd = [sys.executable, os.path.abspath(__file__), "--impl", impl, "--threads", str(args.threads),
                "--iterations", str(args.iterations), "--warmup", str(args.warmup),
-               "--batch", str(args.batch), "--seed", str(args.seed)]
+               "--batch", str(args.batch), "--seed", str(args.seed), "--precision", args.precision]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         sys.stdout.write(out.stdout)
         sys.stdout.flush()

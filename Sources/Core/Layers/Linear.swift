@@ -48,8 +48,10 @@ public struct Linear {
     public func backward(_ dx: UnsafeMutablePointer<Float>?, accumulate: Bool = false,
                          _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, _ store: ParameterStore) {
         if rows == 0 { return }
+        // In bf16, dy is rounded once for both products.
+        let roundedDY = dx == nil ? nil : store.roundedOperand(dy, rows: rows, columns: outputs, stride: outputs)
         store.multiply(transposeA: .transposed, m: outputs, n: inputs, k: rows,
-                       a: dy, lda: outputs, b: .matrix(x), ldb: inputs, beta: 1, c: store.gradient(weight), ldc: inputs)
+                       a: dy, lda: outputs, roundedA: roundedDY, b: .matrix(x), ldb: inputs, beta: 1, c: store.gradient(weight), ldc: inputs)
         if let bias {
             let db = store.gradient(bias), outputs = outputs
             Parallel.columnBlocks(outputs, rows: rows) { columns in
@@ -60,7 +62,7 @@ public struct Linear {
             }
         }
         if let dx {
-            store.multiply(m: rows, n: inputs, k: outputs, a: dy, lda: outputs, b: .parameter(weight), ldb: inputs,
+            store.multiply(m: rows, n: inputs, k: outputs, a: dy, lda: outputs, roundedA: roundedDY, b: .parameter(weight), ldb: inputs,
                            beta: accumulate ? 1 : 0, c: dx, ldc: inputs)
         }
     }

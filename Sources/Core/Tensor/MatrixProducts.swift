@@ -9,7 +9,41 @@ public enum ProductOperand {
     case parameter(Parameter)
 }
 
+/// A matrix rounded to bf16 once, for a caller that uses it as the first operand of
+/// several products (a layer's backward: dy for both dW and dx). It holds the matrix as
+/// stored (rows × columns, densely), in the form the current path multiplies.
+public final class RoundedOperand {
+    let rows: Int, columns: Int
+    let bits: UnsafeMutablePointer<UInt16>?
+    let floats: UnsafeMutablePointer<Float>?
+
+    init(_ source: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int) {
+        self.rows = rows
+        self.columns = columns
+        if MatrixEngine.path == .emulated {
+            let floats = UnsafeMutablePointer<Float>.allocate(capacity: max(rows * columns, 1))
+            ParameterStore.pack(source, stride, rows: rows, columns: columns) { BFloat16.round($0, intoFloats: floats + $1, count: $2) }
+            (self.floats, bits) = (floats, nil)
+        } else {
+            let bits = UnsafeMutablePointer<UInt16>.allocate(capacity: max(rows * columns, 1))
+            ParameterStore.pack(source, stride, rows: rows, columns: columns) { BFloat16.round($0, into: bits + $1, count: $2) }
+            (self.bits, floats) = (bits, nil)
+        }
+    }
+
+    deinit {
+        bits?.deallocate()
+        floats?.deallocate()
+    }
+}
+
 extension ParameterStore {
+    /// `source` (rows × columns as stored, row stride `stride`) rounded once for several
+    /// products, or nil in fp32 (where operands are used as they are).
+    public func roundedOperand(_ source: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int) -> RoundedOperand? {
+        precision == .bf16 ? RoundedOperand(source, rows: rows, columns: columns, stride: stride) : nil
+    }
+
     /// `C ← op(A) · op(B) + β C` (β ∈ {0, 1}) in the store's ``precision``: every matrix
     /// product of the model goes through here (docs/DESIGN.md §9.3).
     ///
@@ -21,7 +55,7 @@ extension ParameterStore {
     /// Shapes and strides as ``BLAS/sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``.
     public func multiply(transposeA: Transpose = .none, transposeB: Transpose = .none,
                          m: Int, n: Int, k: Int,
-                         a: UnsafePointer<Float>, lda: Int,
+                         a: UnsafePointer<Float>, lda: Int, roundedA: RoundedOperand? = nil,
                          b: ProductOperand, ldb: Int,
                          beta: Float = 0,
                          c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -40,12 +74,11 @@ extension ParameterStore {
         // The stored extents of A and B: rows × columns as laid out in memory.
         let aRows = transposeA == .none ? m : k, aColumns = transposeA == .none ? k : m
         let bRows = transposeB == .none ? k : n, bColumns = transposeB == .none ? n : k
-        if MatrixEngine.path == .emulated {
-            // Scratch from malloc, not FloatBuffer: a fresh huge-page buffer per product
-            // would fault its pages in every time.
-            let roundedA = UnsafeMutablePointer<Float>.allocate(capacity: max(aRows * aColumns, 1))
-            defer { roundedA.deallocate() }
-            Self.pack(a, lda, rows: aRows, columns: aColumns) { BFloat16.round($0, intoFloats: roundedA + $1, count: $2) }
+        // Scratch from malloc, not FloatBuffer: a fresh huge-page buffer per product would
+        // fault its pages in every time.
+        let operandA = roundedA ?? RoundedOperand(a, rows: aRows, columns: aColumns, stride: lda)
+        precondition(operandA.rows == aRows && operandA.columns == aColumns, "a rounded operand of another shape")
+        if let roundedA = operandA.floats {
             var roundedB: UnsafeMutablePointer<Float>?
             defer { roundedB?.deallocate() }
             let bPointer: UnsafePointer<Float>, bStride: Int
@@ -62,9 +95,7 @@ extension ParameterStore {
                        a: roundedA, lda: aColumns, b: bPointer, ldb: bStride, beta: beta, c: c, ldc: ldc)
             return
         }
-        let bitsA = UnsafeMutablePointer<UInt16>.allocate(capacity: max(aRows * aColumns, 1))
-        defer { bitsA.deallocate() }
-        Self.pack(a, lda, rows: aRows, columns: aColumns) { BFloat16.round($0, into: bitsA + $1, count: $2) }
+        let bitsA = operandA.bits!
         var bitsB: UnsafeMutablePointer<UInt16>?
         defer { bitsB?.deallocate() }
         let bPointer: UnsafePointer<UInt16>, bStride: Int
@@ -83,7 +114,7 @@ extension ParameterStore {
 
     /// Calls `round(sourceRow, targetOffset, count)` for each stored row of a strided
     /// operand, packing it densely (rows × columns); rows in parallel when large.
-    private static func pack(_ source: UnsafePointer<Float>, _ stride: Int, rows: Int, columns: Int,
+    static func pack(_ source: UnsafePointer<Float>, _ stride: Int, rows: Int, columns: Int,
                              _ round: (UnsafePointer<Float>, Int, Int) -> Void) {
         if stride == columns {
             Parallel.chunks(rows * columns) { range in round(source + range.lowerBound, range.lowerBound, range.count) }
