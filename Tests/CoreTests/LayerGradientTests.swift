@@ -78,7 +78,7 @@ final class LayerGradientTests: XCTestCase {
         }
         GradientCheck.assertPasses(swish, "Swish")
         let relu = make(columns: 6, outputColumns: 6, awayFromZero: true) { _ in
-            let layer = ReLU()
+            let layer = ReLUKernels()
             return ({ x, _ in layer.forward(x) }, { dy, _ in layer.backward(dy) })
         }
         GradientCheck.assertPasses(relu, "ReLU")
@@ -207,5 +207,26 @@ final class LayerGradientTests: XCTestCase {
         }
         let report = GradientCheck.run(wrongLinear, samples: 400)
         XCTAssertFalse(report.failures.isEmpty, "a 5 % error in one weight gradient passed the check")
+    }
+}
+
+/// The ReLU kernels the heads call (`Elementwise.reluForward` / `reluBackward`), wrapped as a
+/// layer for the gradient and parity checks.
+final class ReLUKernels {
+    let output = Matrix(), inputGradient = Matrix()
+    private var input: Matrix?
+
+    func forward(_ x: Matrix) -> Matrix {
+        input = x
+        output.resize(rows: x.rows, columns: x.columns)
+        Elementwise.reluForward(output.data, x.data, count: x.count)
+        return output
+    }
+
+    func backward(_ dy: Matrix) -> Matrix {
+        let x = input!
+        inputGradient.resize(rows: x.rows, columns: x.columns)
+        Elementwise.reluBackward(inputGradient.data, dy.data, x.data, count: x.count)
+        return inputGradient
     }
 }

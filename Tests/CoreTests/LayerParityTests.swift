@@ -125,7 +125,7 @@ final class LayerParityTests: XCTestCase {
             return ({ x, _, _ in swish.forward(x) }, { dy, _ in swish.backward(dy) })
         }
         try runCase("relu") { _ in
-            let relu = ReLU()
+            let relu = ReLUKernels()
             return ({ x, _, _ in relu.forward(x) }, { dy, _ in relu.backward(dy) })
         }
     }

@@ -4,12 +4,14 @@
 /// Swish(x) = x · σ(x).
 public final class Swish {
     public let output = Matrix()
-    /// Shared by every instance (one backward at a time); read it before the next backward.
-    private static let sharedInputGradient = Matrix()
-    public var inputGradient: Matrix { Self.sharedInputGradient }
-    private var input: Matrix?
 
-    public init() {}
+    /// `workspace`: the model's (by default a workspace of its own).
+    public init(workspace: Workspace = Workspace()) { sharedInputGradient = workspace.matrix("swish.inputGradient") }
+    /// Shared by the model's layers of this kind (one backward at a time, its workspace);
+    /// read it before the next backward.
+    private let sharedInputGradient: Matrix
+    public var inputGradient: Matrix { sharedInputGradient }
+    private var input: Matrix?
 
     public func forward(_ x: Matrix) -> Matrix {
         input = x
@@ -26,38 +28,17 @@ public final class Swish {
     }
 }
 
-/// ReLU(x) = max(x, 0).
-public final class ReLU {
-    public let output = Matrix()
-    public let inputGradient = Matrix()
-    private var input: Matrix?
-
-    public init() {}
-
-    public func forward(_ x: Matrix) -> Matrix {
-        input = x
-        output.resize(rows: x.rows, columns: x.columns)
-        Elementwise.reluForward(output.data, x.data, count: x.count)
-        return output
-    }
-
-    public func backward(_ dy: Matrix) -> Matrix {
-        let x = input!
-        inputGradient.resize(rows: x.rows, columns: x.columns)
-        Elementwise.reluBackward(inputGradient.data, dy.data, x.data, count: x.count)
-        return inputGradient
-    }
-}
-
 /// GLU over channels: (N, 2C) → (N, C), `a · σ(b)` with `a` the first C channels.
 public final class GLU {
     public let output = Matrix()
-    /// Shared by every instance (one backward at a time); read it before the next backward.
-    private static let sharedInputGradient = Matrix()
-    public var inputGradient: Matrix { Self.sharedInputGradient }
-    private var input: Matrix?
 
-    public init() {}
+    /// `workspace`: the model's (by default a workspace of its own).
+    public init(workspace: Workspace = Workspace()) { sharedInputGradient = workspace.matrix("glu.inputGradient") }
+    /// Shared by the model's layers of this kind (one backward at a time, its workspace);
+    /// read it before the next backward.
+    private let sharedInputGradient: Matrix
+    public var inputGradient: Matrix { sharedInputGradient }
+    private var input: Matrix?
 
     public func forward(_ x: Matrix) -> Matrix {
         precondition(x.columns % 2 == 0, "GLU needs an even number of channels")

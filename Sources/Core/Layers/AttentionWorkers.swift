@@ -11,7 +11,7 @@ import Synchronization
 /// own columns of its own utterance's rows (the position gradient too, reduced in utterance
 /// order by the caller), so results do not depend on which thread took which pair. With one
 /// thread, or a small batch, it is the plain loop in utterance, then head, order.
-enum AttentionWorkers {
+final class AttentionWorkers: @unchecked Sendable {
     /// Per-participant scratch: three T×T matrices and a row of dropout multipliers.
     final class Scratch {
         private(set) var capacity = 0
@@ -34,18 +34,19 @@ enum AttentionWorkers {
         }
     }
 
-    nonisolated(unsafe) private static var scratch: [Scratch] = []
-    private static let nextClaim = Atomic<Int>(0)
+    /// One set per model (its ``Workspace``), used by one attention pass at a time.
+    private var scratch: [Scratch] = []
+    private let nextClaim = Atomic<Int>(0)
 
     /// Below this much attention work (Σ T² · H · D multiply-adds) one thread does it all.
     static let minimumParallelWork = 1 << 21
 
     /// Calls `body(utterance, head, scratch)` once for every head of every non-empty utterance.
-    static func run(_ segments: Segments, heads: Int, headDimension: Int, longest: Int,
+    func run(_ segments: Segments, heads: Int, headDimension: Int, longest: Int,
                     _ body: (Int, Int, Scratch) -> Void) {
         let utterances = (0..<segments.count).filter { segments.length($0) > 0 }
         let work = utterances.reduce(0) { $0 + segments.length($1) * segments.length($1) } * heads * headDimension
-        let participants = work >= minimumParallelWork ? min(BLAS.threadCount, utterances.count * heads) : 1
+        let participants = work >= Self.minimumParallelWork ? min(BLAS.threadCount, utterances.count * heads) : 1
         while scratch.count < participants { scratch.append(Scratch()) }
         for index in 0..<participants { scratch[index].reserve(longest: longest) }
         if participants == 1 {

@@ -15,8 +15,8 @@ public final class BatchNorm {
     public let batchesTracked: Counter
     public let output = Matrix()
     /// Shared by every instance (one backward at a time); read it before the next backward.
-    private static let sharedInputGradient = Matrix()
-    public var inputGradient: Matrix { Self.sharedInputGradient }
+    private let sharedInputGradient: Matrix
+    public var inputGradient: Matrix { sharedInputGradient }
     private var input: Matrix?
     private var savedMode: Mode = .training
     private let mean: UnsafeMutablePointer<Float>        // (C) statistics used by the last forward
@@ -25,6 +25,7 @@ public final class BatchNorm {
     private var frameCount = 0.0       // global count of frames in the last training forward
 
     public init(_ registry: ParameterRegistry, _ name: String, channels: Int, epsilon: Float = 1e-5, momentum: Float = 0.1) {
+        sharedInputGradient = registry.workspace.matrix("batchnorm.inputGradient")
         self.channels = channels
         self.epsilon = epsilon
         self.momentum = momentum

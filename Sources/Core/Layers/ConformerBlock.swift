@@ -42,10 +42,11 @@ public final class ConformerBlock {
     private let beforeNorm = Matrix()
     /// The running gradient of the residual stream, shared by every block (backward passes
     /// run one block at a time).
-    private static let sharedGradient = Matrix()
+    private let sharedGradient: Matrix
     public let inputGradient = Matrix()
 
     public init(_ registry: ParameterRegistry, _ name: String, _ config: ConformerConfiguration) {
+        sharedGradient = registry.workspace.matrix("conformer.gradient")
         let c = config.channels
         (feedForward1, attention, convolution, feedForward2, norm) = registry.scope(name) {
             (FeedForward(registry, "ff1", channels: c, expansion: config.feedForwardExpansion,
@@ -81,7 +82,7 @@ public final class ConformerBlock {
     }
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
-        let gradient = Self.sharedGradient, store = context.store
+        let gradient = sharedGradient, store = context.store
         Profiler.measure(.normalization) { norm.backward(dy, store, into: gradient, accumulating: false) }
         // Each module reads the residual stream's gradient first and adds its dx to it last;
         // the feed-forward modules enter the stream scaled by ½, so they see ½ of it.

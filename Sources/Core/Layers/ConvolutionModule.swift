@@ -4,20 +4,25 @@
 public final class ConvolutionModule {
     public let norm: LayerNorm
     public let pointwise1: Linear
-    public let glu = GLU()
+    public let glu: GLU
     public let depthwise: DepthwiseConvolution
     public let batchNorm: BatchNorm
-    public let swish = Swish()
+    public let swish: Swish
     public let pointwise2: Linear
     public let dropout: Dropout
     public let output = Matrix()
     private var segments = Segments(offsets: [0])
     private let expanded = Matrix()  // (N, 2C)
-    /// Backward-only buffers shared by every instance (backward passes run one at a time).
-    private static let shared = (dOutput: Matrix(), dActivated: Matrix(), dNormalized: Matrix())
+    /// Backward-only buffers shared by the model's convolution modules (its workspace).
+    private let shared: (dOutput: Matrix, dActivated: Matrix, dNormalized: Matrix)
 
     public init(_ registry: ParameterRegistry, _ name: String, channels: Int, kernelSize: Int, dropout: Float,
                 epsilon: Float = 1e-5, batchNormEpsilon: Float = 1e-5, batchNormMomentum: Float = 0.1) {
+        let workspace = registry.workspace
+        shared = (workspace.matrix("convolution.dOutput"), workspace.matrix("convolution.dActivated"),
+                  workspace.matrix("convolution.dNormalized"))
+        glu = GLU(workspace: workspace)
+        swish = Swish(workspace: workspace)
         (norm, pointwise1, depthwise, batchNorm, pointwise2, self.dropout) = registry.scope(name) {
             (LayerNorm(registry, "norm", channels: channels, epsilon: epsilon),
              Linear(registry, "pointwise1", inputs: channels, outputs: 2 * channels, initialization: .pytorchDefault,
@@ -60,7 +65,7 @@ public final class ConvolutionModule {
     /// Everything but the LayerNorm: dL/d(normalized input).
     private func backwardToNormalized(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let store = context.store, n = dy.rows, c = dy.columns
-        let (dOutput, dActivated, dNormalized) = Self.shared
+        let (dOutput, dActivated, dNormalized) = shared
         dOutput.resize(rows: n, columns: c)
         dropout.apply(to: dOutput.data, from: dy.data, columns: c, segments: segments, context)
         dActivated.resize(rows: n, columns: c)

@@ -6,14 +6,15 @@ public final class DepthwiseConvolution {
     public let weight: Parameter  // (C, 1, K)
     public let output = Matrix()
     /// Shared by every instance (one backward at a time); read it before the next backward.
-    private static let sharedInputGradient = Matrix()
-    public var inputGradient: Matrix { Self.sharedInputGradient }
+    private let sharedInputGradient: Matrix
+    public var inputGradient: Matrix { sharedInputGradient }
     private var input: Matrix?
     private var segments = Segments(offsets: [0])
     private var tapMajorWeight: [Float]    // (K, C) so the inner loop runs over contiguous channels
     private var tapMajorGradient: [Float]  // (K, C)
 
     public init(_ registry: ParameterRegistry, _ name: String, channels: Int, kernelSize: Int) {
+        sharedInputGradient = registry.workspace.matrix("depthwise.inputGradient")
         precondition(kernelSize % 2 == 1, "depthwise kernel must be odd for same padding")
         self.channels = channels
         self.kernelSize = kernelSize

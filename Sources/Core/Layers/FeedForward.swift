@@ -11,15 +11,17 @@ public final class FeedForward {
     private let preActivation = Matrix()  // (N, E·C) linear1 output without its bias
     private let hidden = Matrix()         // (N, E·C) after Swish and dropout: linear2's input
 
-    /// The backward's gradients, shared by every instance: backward passes run one module
-    /// at a time, so one set serves all.
-    private static let shared = (dHidden: Matrix(), dPreActivation: Matrix(), dOutput: Matrix(),
-                                 dNormalized: Matrix())
+    /// The backward's gradients, shared by the model's feed-forward modules (its workspace):
+    /// backward passes run one module at a time, so one set serves all.
+    private let shared: (dHidden: Matrix, dPreActivation: Matrix, dOutput: Matrix, dNormalized: Matrix)
     /// dx of the last `backward(_:_:)` (it belongs to the module's LayerNorm).
     public var inputGradient: Matrix { norm.inputGradient }
 
     public init(_ registry: ParameterRegistry, _ name: String, channels: Int, expansion: Int, dropout: Float,
                 epsilon: Float = 1e-5) {
+        let workspace = registry.workspace
+        shared = (workspace.matrix("feedforward.dHidden"), workspace.matrix("feedforward.dPreActivation"),
+                  workspace.matrix("feedforward.dOutput"), workspace.matrix("feedforward.dNormalized"))
         (norm, linear1, linear2, hiddenDropout, outputDropout) = registry.scope(name) {
             (LayerNorm(registry, "norm", channels: channels, epsilon: epsilon),
              Linear(registry, "linear1", inputs: channels, outputs: channels * expansion, initialization: .xavier),
@@ -72,7 +74,7 @@ public final class FeedForward {
     /// Everything but the LayerNorm: dL/d(normalized input).
     private func backwardToNormalized(_ dy: Matrix, _ context: RunContext, scale: Float) -> Matrix {
         let store = context.store, n = dy.rows
-        let (dHidden, dPreActivation, dOutput, dNormalized) = Self.shared
+        let (dHidden, dPreActivation, dOutput, dNormalized) = shared
         dOutput.resize(rows: n, columns: dy.columns)
         outputDropout.apply(to: dOutput.data, from: dy.data, columns: dy.columns, segments: segments, context, scale: scale)
         dHidden.resize(rows: n, columns: linear1.outputs)

@@ -11,9 +11,10 @@ public final class LayerNorm {
     private var inverseStd: [Float] = []  // (N)
     /// (chunks − 1, 2C): dγ and dβ of the backward's chunks after the first (backward passes
     /// run one layer at a time, so one buffer serves all).
-    private static let partialGradients = Matrix()
+    private let partialGradients: Matrix
 
     public init(_ registry: ParameterRegistry, _ name: String, channels: Int, epsilon: Float = 1e-5) {
+        partialGradients = registry.workspace.matrix("layernorm.partialGradients")
         self.channels = channels
         self.epsilon = epsilon
         (weight, bias) = registry.scope(name) {
@@ -70,8 +71,8 @@ public final class LayerNorm {
         }
         let gamma = store.pointer(weight), dGamma = store.gradient(weight), dBeta = store.gradient(bias)
         let pieces = Parallel.pieceCount(rows, elementsPerItem: c)
-        Self.partialGradients.resize(rows: pieces - 1, columns: 2 * c)
-        let partials = Self.partialGradients.data
+        partialGradients.resize(rows: pieces - 1, columns: 2 * c)
+        let partials = partialGradients.data
         mean.withUnsafeBufferPointer { means in
             inverseStd.withUnsafeBufferPointer { inverseStds in
                 Parallel.pieces(rows, elementsPerItem: c) { piece, range in

@@ -26,7 +26,7 @@ public final class RelativePositionAttention {
     let encoding: PositionalEncoding
 
     public let output = Matrix()
-    public var inputGradient: Matrix { Self.shared.inputGradient }
+    public var inputGradient: Matrix { shared.inputGradient }
     private var segments = Segments(offsets: [0])
     // Saved activations, (N, C) unless noted.
     private let q = Matrix(), k = Matrix(), v = Matrix()
@@ -35,14 +35,19 @@ public final class RelativePositionAttention {
     private let context = Matrix()
     private var probabilities: [Float] = []    // Σ_b H T_b², softmax output per utterance and head
     private var probabilityOffsets: [Int] = []  // (B + 1) start of utterance b's H T_b² block
-    /// Backward-only buffers shared by every instance; dPositions is (T_max, C), the rest (N, C)
-    /// (dPositionsByUtterance holds each utterance's position gradient in its own rows).
-    private static let shared = (dOutput: Matrix(), dQu: Matrix(), dQv: Matrix(), dK: Matrix(), dV: Matrix(),
-                                 dContext: Matrix(), dPositions: Matrix(), dPositionsByUtterance: Matrix(),
-                                 dNormalized: Matrix(), inputGradient: Matrix())
+    /// Backward-only buffers shared by the model's attention modules (its workspace);
+    /// dPositions is (T_max, C), the rest (N, C) (dPositionsByUtterance holds each
+    /// utterance's position gradient in its own rows).
+    private let workers: AttentionWorkers
+    private let shared: (dOutput: Matrix, dQu: Matrix, dQv: Matrix, dK: Matrix, dV: Matrix, dContext: Matrix,
+                         dPositions: Matrix, dPositionsByUtterance: Matrix, dNormalized: Matrix, inputGradient: Matrix)
 
     public init(_ registry: ParameterRegistry, _ name: String, channels: Int, heads: Int,
                 attentionDropout: Float, outputDropout: Float, epsilon: Float = 1e-5) {
+        workers = registry.workspace.attentionWorkers
+        let w = { registry.workspace.matrix("attention." + $0) }
+        shared = (w("dOutput"), w("dQu"), w("dQv"), w("dK"), w("dV"), w("dContext"), w("dPositions"),
+                  w("dPositionsByUtterance"), w("dNormalized"), w("inputGradient"))
         precondition(channels % heads == 0, "model dimension \(channels) is not divisible by \(heads) heads")
         self.channels = channels
         self.heads = heads
@@ -129,7 +134,7 @@ public final class RelativePositionAttention {
         let offsets = probabilityOffsets
         probabilities.withUnsafeMutableBufferPointer { allProbabilities in
             let probabilityBase = allProbabilities.baseAddress!
-            AttentionWorkers.run(segments, heads: heads, headDimension: d, longest: longest) { b, h, scratch in
+            workers.run(segments, heads: heads, headDimension: d, longest: longest) { b, h, scratch in
                 let sc = scratch.scores, ps = scratch.positionScores, dr = scratch.dropped, mask = scratch.multipliers
                 let start = segments.start(b), t = segments.length(b)
                 let column = h * d
@@ -177,7 +182,7 @@ public final class RelativePositionAttention {
     private func backwardToNormalized(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let store = context.store, n = dy.rows, c = channels, d = headDimension
         let segments = self.segments
-        let (dOutput, dQu, dQv, dK, dV, dContext, dPositions, dPositionsByUtterance, dNormalized, _) = Self.shared
+        let (dOutput, dQu, dQv, dK, dV, dContext, dPositions, dPositionsByUtterance, dNormalized, _) = shared
         // Through the output dropout (same mask), then out.
         dOutput.resize(rows: n, columns: c)
         outputDropout.apply(to: dOutput.data, from: dy.data, columns: c, segments: segments, context)
@@ -193,7 +198,7 @@ public final class RelativePositionAttention {
         let offsets = probabilityOffsets
         probabilities.withUnsafeMutableBufferPointer { allProbabilities in
             let probabilityBase = allProbabilities.baseAddress!
-            AttentionWorkers.run(segments, heads: heads, headDimension: d, longest: longest) { b, h, scratch in
+            workers.run(segments, heads: heads, headDimension: d, longest: longest) { b, h, scratch in
                 let dA = scratch.scores, dS = scratch.positionScores, dropped = scratch.dropped
                 let mask = scratch.multipliers
                 let start = segments.start(b), t = segments.length(b)

@@ -19,9 +19,10 @@ public final class TemporalConvolution {
     private var tapMajorGradient: [Float]  // (K, O, I)
     private let tapProducts = Matrix()     // Z (N, K·O): column block k is x W_kᵀ
     /// dZ of the backward, shared by every instance (one backward at a time).
-    private static let tapGradients = Matrix()
+    private let tapGradients: Matrix
 
     public init(_ registry: ParameterRegistry, _ name: String, inputs: Int, outputs: Int, kernelSize: Int) {
+        tapGradients = registry.workspace.matrix("temporal.tapGradients")
         precondition(kernelSize % 2 == 1, "temporal kernel must be odd for same padding")
         self.inputs = inputs
         self.outputs = outputs
@@ -74,7 +75,7 @@ public final class TemporalConvolution {
     public func backward(_ dy: Matrix, _ store: ParameterStore, needsInputGradient: Bool = true) -> Matrix {
         let x = input!, o = outputs, i = inputs, k = kernelSize, n = x.rows, width = k * o
         // dZ[s, block k] = dy[s − (k − K/2)] where that output frame is inside the utterance, else 0.
-        let dZ = Self.tapGradients
+        let dZ = tapGradients
         dZ.resize(rows: n, columns: width)
         let g = dZ.data
         Parallel.chunks(segments.count, elementsPerItem: n / max(segments.count, 1) * width) { utterances in

@@ -54,6 +54,8 @@ public final class ParameterRegistry {
     private var names: Set<String> = []
     public private(set) var parameterCount = 0
     public private(set) var bufferCount = 0
+    /// The scratch the model's layers share (one per model).
+    public let workspace = Workspace()
 
     public init() {}
 

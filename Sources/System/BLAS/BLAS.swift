@@ -82,11 +82,4 @@ public enum BLAS {
         }
         SplitBalance.endCall(call)
     }
-
-    /// `y ← alpha · x + y` over `count` elements. The corresponding C function is `cblas_saxpy`.
-    @inlinable
-    public static func saxpy(count: Int, alpha: Float, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        if count == 0 { return }
-        cblas_saxpy(Int32(count), alpha, x, 1, y, 1)
-    }
 }
