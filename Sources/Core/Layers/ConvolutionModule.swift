@@ -13,6 +13,8 @@ public final class ConvolutionModule {
     public let output = Matrix()
     private var segments = Segments(offsets: [0])
     private let expanded = Matrix()  // (N, 2C)
+    /// The pointwise convolutions' inputs rounded to bf16 (bf16 mode), from the forward to the backward.
+    private var roundedInputs: (normalized: RoundedOperand?, activated: RoundedOperand?) = (nil, nil)
     /// Backward-only buffers shared by the model's convolution modules (its workspace).
     private let shared: (dOutput: Matrix, dActivated: Matrix, dNormalized: Matrix)
 
@@ -42,13 +44,15 @@ public final class ConvolutionModule {
         self.segments = segments
         let normalized = norm.forward(x, store)
         expanded.resize(rows: n, columns: 2 * c)
-        pointwise1.forward(expanded.data, normalized.data, rows: n, store)
+        roundedInputs.normalized = store.roundedOperand(normalized.data, rows: n, columns: c, stride: c)
+        pointwise1.forward(expanded.data, normalized.data, rows: n, store, roundedInput: roundedInputs.normalized)
         let gated = glu.forward(expanded)
         let convolved = depthwise.forward(gated, segments: segments, store)
         let batchNormalized = batchNorm.forward(convolved, context)
         let activated = swish.forward(batchNormalized)
         output.resize(rows: n, columns: c)
-        pointwise2.forward(output.data, activated.data, rows: n, store, addingBias: false)
+        roundedInputs.activated = store.roundedOperand(activated.data, rows: n, columns: c, stride: c)
+        pointwise2.forward(output.data, activated.data, rows: n, store, addingBias: false, roundedInput: roundedInputs.activated)
         return dropout.finish(output, input: x, adding: pointwise2.biasPointer(store), residual: residual,
                               segments: segments, context)
     }
@@ -69,13 +73,14 @@ public final class ConvolutionModule {
         dOutput.resize(rows: n, columns: c)
         dropout.apply(to: dOutput.data, from: dy.data, columns: c, segments: segments, context)
         dActivated.resize(rows: n, columns: c)
-        pointwise2.backward(dActivated.data, dOutput.data, swish.output.data, rows: n, store)
+        pointwise2.backward(dActivated.data, dOutput.data, swish.output.data, rows: n, store, roundedInput: roundedInputs.activated)
         let dBatchNormalized = swish.backward(dActivated)
         let dConvolved = batchNorm.backward(dBatchNormalized, context)
         let dGated = depthwise.backward(dConvolved, store)
         let dExpanded = glu.backward(dGated)
         dNormalized.resize(rows: n, columns: c)
-        pointwise1.backward(dNormalized.data, dExpanded.data, norm.output.data, rows: n, store)
+        pointwise1.backward(dNormalized.data, dExpanded.data, norm.output.data, rows: n, store,
+                            roundedInput: roundedInputs.normalized)
         return dNormalized
     }
 }

@@ -14,6 +14,8 @@ public final class FeedForward {
     /// The backward's gradients, shared by the model's feed-forward modules (its workspace):
     /// backward passes run one module at a time, so one set serves all.
     private let shared: (dHidden: Matrix, dPreActivation: Matrix, dOutput: Matrix, dNormalized: Matrix)
+    /// The two linear maps' inputs rounded to bf16 (bf16 mode), from the forward to the backward.
+    private var roundedInputs: (normalized: RoundedOperand?, hidden: RoundedOperand?) = (nil, nil)
     /// dx of the last `backward(_:_:)` (it belongs to the module's LayerNorm).
     public var inputGradient: Matrix { norm.inputGradient }
 
@@ -38,7 +40,9 @@ public final class FeedForward {
         self.segments = segments
         let normalized = norm.forward(x, store)
         preActivation.resize(rows: n, columns: linear1.outputs)
-        linear1.forward(preActivation.data, normalized.data, rows: n, store, addingBias: false)
+        roundedInputs.normalized = store.roundedOperand(normalized.data, rows: n, columns: linear1.inputs, stride: linear1.inputs)
+        linear1.forward(preActivation.data, normalized.data, rows: n, store, addingBias: false,
+                        roundedInput: roundedInputs.normalized)
         hidden.resize(rows: n, columns: linear1.outputs)
         // linear1's bias, Swish and the hidden dropout in one pass over the (N, E·C) activations.
         let width = hidden.columns, pre = preActivation.data, activated = hidden.data
@@ -55,7 +59,8 @@ public final class FeedForward {
             }
         }
         output.resize(rows: n, columns: linear2.outputs)
-        linear2.forward(output.data, hidden.data, rows: n, store, addingBias: false)
+        roundedInputs.hidden = store.roundedOperand(hidden.data, rows: n, columns: width, stride: width)
+        linear2.forward(output.data, hidden.data, rows: n, store, addingBias: false, roundedInput: roundedInputs.hidden)
         return outputDropout.finish(output, input: x, adding: linear2.biasPointer(store), residual: residual,
                                     segments: segments, context)
     }
@@ -78,7 +83,7 @@ public final class FeedForward {
         dOutput.resize(rows: n, columns: dy.columns)
         outputDropout.apply(to: dOutput.data, from: dy.data, columns: dy.columns, segments: segments, context, scale: scale)
         dHidden.resize(rows: n, columns: linear1.outputs)
-        linear2.backward(dHidden.data, dOutput.data, hidden.data, rows: n, store)
+        linear2.backward(dHidden.data, dOutput.data, hidden.data, rows: n, store, roundedInput: roundedInputs.hidden)
         dPreActivation.resize(rows: n, columns: linear1.outputs)
         // Back through the hidden dropout (same mask) and Swish in one pass: dpre = dhidden · m · swish'(x).
         let width = dHidden.columns, pre = preActivation.data, g = dHidden.data, dPre = dPreActivation.data
@@ -93,7 +98,8 @@ public final class FeedForward {
             }
         }
         dNormalized.resize(rows: n, columns: linear1.inputs)
-        linear1.backward(dNormalized.data, dPreActivation.data, norm.output.data, rows: n, store)
+        linear1.backward(dNormalized.data, dPreActivation.data, norm.output.data, rows: n, store,
+                         roundedInput: roundedInputs.normalized)
         return dNormalized
     }
 }

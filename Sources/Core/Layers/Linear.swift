@@ -26,8 +26,10 @@ public struct Linear {
     /// y (N, O) = x (N, I) Wᵀ + b. With `addingBias: false` y = x Wᵀ only, for a caller
     /// that adds b in its own next pass over y (the feed-forward's Swish) instead of this
     /// one's extra pass (also the dropouts after linear maps, `Dropout.apply(…, adding:)`).
+    ///
+    /// `roundedInput`: x already rounded by the caller (bf16), kept for the backward.
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, _ store: ParameterStore,
-                        addingBias: Bool = true) {
+                        addingBias: Bool = true, roundedInput: RoundedOperand? = nil) {
         if rows == 0 { return }
         let bias = addingBias ? self.bias : nil
         if let bias {
@@ -35,7 +37,7 @@ public struct Linear {
             for row in 0..<rows { (y + row * outputs).update(from: b, count: outputs) }
         }
         store.multiply(transposeB: .transposed, m: rows, n: outputs, k: inputs,
-                       a: x, lda: inputs, b: .parameter(weight), ldb: inputs,
+                       a: x, lda: inputs, roundedA: roundedInput, b: .parameter(weight), ldb: inputs,
                        beta: bias == nil ? 0 : 1, c: y, ldc: outputs)
     }
 
@@ -45,13 +47,15 @@ public struct Linear {
     }
 
     /// dW += dyᵀ x, db += Σ dy, and dx (N, I) = dy W (or += when `accumulate`).
+    /// `roundedInput`: the forward's rounded x (bf16), if the caller kept it.
     public func backward(_ dx: UnsafeMutablePointer<Float>?, accumulate: Bool = false,
-                         _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, _ store: ParameterStore) {
+                         _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, _ store: ParameterStore,
+                         roundedInput: RoundedOperand? = nil) {
         if rows == 0 { return }
         // In bf16, dy is rounded once for both products.
         let roundedDY = dx == nil ? nil : store.roundedOperand(dy, rows: rows, columns: outputs, stride: outputs)
         store.multiply(transposeA: .transposed, m: outputs, n: inputs, k: rows,
-                       a: dy, lda: outputs, roundedA: roundedDY, b: .matrix(x), ldb: inputs, beta: 1, c: store.gradient(weight), ldc: inputs)
+                       a: dy, lda: outputs, roundedA: roundedDY, b: roundedInput.map { .rounded($0) } ?? .matrix(x), ldb: inputs, beta: 1, c: store.gradient(weight), ldc: inputs)
         if let bias {
             let db = store.gradient(bias), outputs = outputs
             Parallel.columnBlocks(outputs, rows: rows) { columns in

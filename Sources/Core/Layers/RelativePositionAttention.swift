@@ -39,6 +39,8 @@ public final class RelativePositionAttention {
     /// dPositions is (T_max, C), the rest (N, C) (dPositionsByUtterance holds each
     /// utterance's position gradient in its own rows).
     private let workers: AttentionWorkers
+    /// The normalised input rounded to bf16 (bf16 mode), from the forward to the backward.
+    private var roundedNormalized: RoundedOperand?
     private let shared: (dOutput: Matrix, dQu: Matrix, dQv: Matrix, dK: Matrix, dV: Matrix, dContext: Matrix,
                          dPositions: Matrix, dPositionsByUtterance: Matrix, dNormalized: Matrix, inputGradient: Matrix)
 
@@ -104,9 +106,12 @@ public final class RelativePositionAttention {
         let store = context.store, n = x.rows, c = channels, d = headDimension
         self.segments = segments
         let normalized = norm.forward(x, store)
+        // In bf16 the normalised input is rounded once for the three projections and their
+        // weight gradients.
+        roundedNormalized = store.roundedOperand(normalized.data, rows: n, columns: c, stride: c)
         for (layer, target) in [(query, q), (key, k), (value, v)] {
             target.resize(rows: n, columns: c)
-            layer.forward(target.data, normalized.data, rows: n, store)
+            layer.forward(target.data, normalized.data, rows: n, store, roundedInput: roundedNormalized)
         }
         // q + u and q + v_b, per head.
         qu.resize(rows: n, columns: c)
@@ -266,9 +271,9 @@ public final class RelativePositionAttention {
         position.backward(nil, dPositions.data, encoding.table.data, rows: longest, store)
         dNormalized.resize(rows: n, columns: c)
         let normalized = norm.output
-        query.backward(dNormalized.data, dq.data, normalized.data, rows: n, store)
-        key.backward(dNormalized.data, accumulate: true, dK.data, normalized.data, rows: n, store)
-        value.backward(dNormalized.data, accumulate: true, dV.data, normalized.data, rows: n, store)
+        query.backward(dNormalized.data, dq.data, normalized.data, rows: n, store, roundedInput: roundedNormalized)
+        key.backward(dNormalized.data, accumulate: true, dK.data, normalized.data, rows: n, store, roundedInput: roundedNormalized)
+        value.backward(dNormalized.data, accumulate: true, dV.data, normalized.data, rows: n, store, roundedInput: roundedNormalized)
         return dNormalized
     }
 }

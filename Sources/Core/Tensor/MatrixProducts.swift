@@ -7,10 +7,13 @@ import Foundation
 public enum ProductOperand {
     case matrix(UnsafePointer<Float>)
     case parameter(Parameter)
+    /// A matrix already rounded (bf16 only), used as stored.
+    case rounded(RoundedOperand)
 }
 
-/// A matrix rounded to bf16 once, for a caller that uses it as the first operand of
-/// several products (a layer's backward: dy for both dW and dx). It holds the matrix as
+/// A matrix rounded to bf16 once, for a caller that uses it in several products: a
+/// layer's input, rounded in its forward and used again by the weight gradient in its
+/// backward (and by the three projections of attention); dy, for both dW and dx. It holds the matrix as
 /// stored (rows × columns, densely), in the form the current path multiplies.
 public final class RoundedOperand {
     let rows: Int, columns: Int
@@ -64,6 +67,7 @@ extension ParameterStore {
             switch b {
             case .matrix(let pointer): bPointer = pointer
             case .parameter(let parameter): bPointer = UnsafePointer(pointer(parameter))
+            case .rounded: preconditionFailure("a rounded operand in an fp32 product")
             }
             BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
                        a: a, lda: lda, b: bPointer, ldb: ldb, beta: beta, c: c, ldc: ldc)
@@ -85,6 +89,9 @@ extension ParameterStore {
             switch b {
             case .parameter(let parameter):
                 bPointer = UnsafePointer(lowPrecisionFloats(parameter)); bStride = ldb
+            case .rounded(let operand):
+                precondition(operand.rows == bRows && operand.columns == bColumns, "a rounded operand of another shape")
+                bPointer = UnsafePointer(operand.floats!); bStride = bColumns
             case .matrix(let source):
                 let packed = UnsafeMutablePointer<Float>.allocate(capacity: max(bRows * bColumns, 1))
                 roundedB = packed
@@ -102,6 +109,9 @@ extension ParameterStore {
         switch b {
         case .parameter(let parameter):
             bPointer = UnsafePointer(lowPrecisionBits(parameter)); bStride = ldb
+        case .rounded(let operand):
+            precondition(operand.rows == bRows && operand.columns == bColumns, "a rounded operand of another shape")
+            bPointer = UnsafePointer(operand.bits!); bStride = bColumns
         case .matrix(let source):
             let packed = UnsafeMutablePointer<UInt16>.allocate(capacity: max(bRows * bColumns, 1))
             bitsB = packed
