@@ -53,10 +53,13 @@ struct PredictCommand: ParsableCommand {
                 var values = output.array
                 let fused = head == "audio_visual" && trained.model.audioVisualHead == nil
                 if config.task == .categorical && !fused {
-                    let maximum = values.max() ?? 0
-                    let exponentials = values.map { Foundation.exp($0 - maximum) }
-                    let sum = exponentials.reduce(0, +)
-                    values = exponentials.map { $0 / sum }
+                    // Class probabilities with the model's own softmax.
+                    let logits = values
+                    logits.withUnsafeBufferPointer { x in
+                        values.withUnsafeMutableBufferPointer { y in
+                            Elementwise.softmax(y.baseAddress!, x.baseAddress!, count: x.count, scale: 1)
+                        }
+                    }
                 }
                 var prediction = Prediction(id: name, head: head,
                                             values: Dictionary(uniqueKeysWithValues: zip(labelNames, values.map(Double.init))))

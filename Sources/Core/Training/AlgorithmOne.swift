@@ -78,26 +78,10 @@ public final class AlgorithmOne {
         return losses
     }
 
-    /// The prediction loss and dL/dprediction for this rank's rows; CCC reduces its
-    /// statistics over ranks (one collective, issued whatever the local row count).
+    /// The prediction loss and dL/dprediction for this rank's rows (``PredictionLoss``).
     private func predictionLoss(_ predictions: Matrix, _ labels: Matrix, globalCount: Int) -> Double {
-        let config = model.configuration
-        switch config.task {
-        case .categorical:
-            return Losses.crossEntropy(logits: predictions, labels: labels, soft: config.softLabel,
-                                       globalCount: globalCount, gradient: predictionGradient)
-        case .sentiment:
-            return Losses.meanAbsoluteError(predictions: predictions, labels: labels, globalCount: globalCount,
-                                            gradient: predictionGradient)
-        case .dimensional:
-            var statistics = Losses.concordanceStatistics(predictions: predictions, labels: labels)
-            if statistics.isEmpty { statistics = [Double](repeating: 0, count: 6 * config.outputDimension) }
-            collectives.sum(&statistics)
-            let loss = Losses.concordanceLoss(predictions: predictions, labels: labels, globalStatistics: statistics,
-                                              gradient: predictionGradient)
-            // Every rank holds the whole batch statistic; count it once when shares are summed.
-            return loss / Double(collectives.worldSize)
-        }
+        PredictionLoss.compute(model.configuration, predictions: predictions, labels: labels, globalCount: globalCount,
+                               collectives: collectives, gradient: predictionGradient)
     }
 
     private func unimodalPhase(_ modality: Modality, _ batch: TrainingBatch, globalCount: Int) -> PhaseLoss {

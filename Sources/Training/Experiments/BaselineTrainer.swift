@@ -172,22 +172,10 @@ public final class BaselineTrainer {
         return loss
     }
 
-    /// This rank's share of the loss (CE and L1 over the global count; CCC from statistics
-    /// summed over ranks, counted once) and dL/dpredictions in `gradient`.
+    /// This rank's share of the loss and dL/dpredictions in `gradient` (``PredictionLoss``).
     private func predictionLoss(_ predictions: Matrix, _ labels: Matrix, globalCount: Int) -> Double {
-        switch configuration.task {
-        case .categorical:
-            return Losses.crossEntropy(logits: predictions, labels: labels, soft: configuration.softLabel,
-                                       globalCount: globalCount, gradient: gradient)
-        case .sentiment:
-            return Losses.meanAbsoluteError(predictions: predictions, labels: labels, globalCount: globalCount, gradient: gradient)
-        case .dimensional:
-            var statistics = Losses.concordanceStatistics(predictions: predictions, labels: labels)
-            if statistics.isEmpty { statistics = [Double](repeating: 0, count: 6 * configuration.outputDimension) }
-            collectives.sum(&statistics)
-            let loss = Losses.concordanceLoss(predictions: predictions, labels: labels, globalStatistics: statistics, gradient: gradient)
-            return loss / Double(collectives.worldSize)
-        }
+        PredictionLoss.compute(configuration, predictions: predictions, labels: labels, globalCount: globalCount,
+                               collectives: collectives, gradient: gradient)
     }
 
     private func snapshot() {
