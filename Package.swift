@@ -51,9 +51,12 @@ let package = Package(
                        providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "CHDF5", path: "Sources/System/CHDF5", pkgConfig: "hdf5",
                        providers: [.apt(["libhdf5-dev"])]),
-        /// Functions and constants for what Swift cannot import: MPI and HDF5 handles
-        /// that are macros over global symbols.
-        .target(name: "CShims", dependencies: ["CMPI", "CHDF5"], path: "Sources/System/CShims"),
+        /// Functions and constants for what Swift cannot import (handles that are macros over
+        /// global symbols), one shim per library, so a module needs only its own library's headers.
+        .target(name: "CMPIShims", dependencies: ["CMPI"], path: "Sources/System/CMPIShims"),
+        .target(name: "CHDF5Shims", dependencies: ["CHDF5"], path: "Sources/System/CHDF5Shims"),
+        /// CPU features, the loaded sgemm library, malloc tuning: the machine, no library headers.
+        .target(name: "CMachine", path: "Sources/System/CMachine"),
 
         /// oneDNN's bf16 matmul behind three C functions, and the CPU's bf16 features. Debian's
         /// libdnnl-dev ships no pkg-config file: the library is linked by name.
@@ -63,10 +66,10 @@ let package = Package(
 
         // MARK: - Thin Swift wrappers, one module per library
         /// Matrix products: fp32 through OpenBLAS, bf16 through oneDNN.
-        .target(name: "BLAS", dependencies: ["CBLAS", "CShims", "COneDNN"], path: "Sources/System/BLAS",
+        .target(name: "BLAS", dependencies: ["CBLAS", "CMachine", "COneDNN"], path: "Sources/System/BLAS",
                 swiftSettings: optimized),
-        .target(name: "MPI", dependencies: ["CMPI", "CShims"], path: "Sources/System/MPI"),
-        .target(name: "HDF5", dependencies: ["CHDF5", "CShims"], path: "Sources/System/HDF5"),
+        .target(name: "MPI", dependencies: ["CMPI", "CMPIShims", "CMachine"], path: "Sources/System/MPI"),
+        .target(name: "HDF5", dependencies: ["CHDF5", "CHDF5Shims"], path: "Sources/System/HDF5"),
 
         // MARK: - Shared vocabulary: modality, task, label transform, seeded randomness
         .target(name: "VAVLVocabulary", path: "Sources/Vocabulary", swiftSettings: optimized),
@@ -97,12 +100,12 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["VAVLData", "HDF5"],
                     path: "Tests/DataTests"),
         /// Two-rank tests: run under `mpirun -np 2` by Scripts/test.sh.
-        .executableTarget(name: "vavl-mpi-tests", dependencies: ["BLAS", "CShims", "MPI", "VAVLCore", "VAVLData", "VAVLDistributed", "VAVLTraining"],
+        .executableTarget(name: "vavl-mpi-tests", dependencies: ["BLAS", "CMachine", "MPI", "VAVLCore", "VAVLData", "VAVLDistributed", "VAVLTraining"],
                           path: "Tests/MPITests", swiftSettings: cpuCheck),
 
         // MARK: - Command-line tool
         .executableTarget(name: "vavl", dependencies: [
-            "BLAS", "CShims", "MPI", "HDF5", "VAVLCore", "VAVLData", "VAVLDistributed", "VAVLTraining",
+            "BLAS", "CMachine", "MPI", "HDF5", "VAVLCore", "VAVLData", "VAVLDistributed", "VAVLTraining",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/vavl", swiftSettings: cpuCheck),
     ],

@@ -2,7 +2,7 @@
 // features, realistic synthetic corpora and train-split feature statistics (DESIGN §3).
 //
 // Files of this module:
-//   CorpusTypes.swift        task, split, modality, the corpus error, the process-wide HDF5 lock
+//   CorpusTypes.swift        split, the corpus error, the format constants
 //   Corpus.swift             the validating, thread-safe reader
 //   CorpusWriter.swift       the streaming, atomic writer
 //   FeatureStatistics.swift  train-split mean and population std per dimension, streaming
@@ -62,20 +62,4 @@ public enum CorpusFormat {
     public static let name = "vavl-corpus"
     /// The root attribute `version`.
     public static let version: Int64 = 1
-}
-
-/// Serialises every HDF5 call this module makes. The HDF5 C library keeps global state,
-/// so two threads must never be inside it at once; the reader's `readFrames` may run on a
-/// prefetch thread while the main thread writes a checkpoint. Other modules that call HDF5
-/// while a ``Corpus`` may be read on another thread should wrap their calls in
-/// ``HDF5Lock/withLock(_:)`` as well.
-public enum HDF5Lock {
-    private static let lock = NSRecursiveLock()
-
-    /// Runs `body` holding the process-wide HDF5 lock (re-entrant).
-    public static func withLock<R>(_ body: () throws -> R) rethrows -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body()
-    }
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import BLAS
-import CShims
+import CMachine
 import HDF5
 import MPI
 

@@ -3,7 +3,7 @@
 // the check, so mpirun exits non-zero; success prints one line per check on rank 0.
 import Foundation
 import BLAS
-import CShims
+import CMachine
 import MPI
 
 #if VAVL_REQUIRES_AVX2

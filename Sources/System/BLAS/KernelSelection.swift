@@ -1,5 +1,5 @@
 import CBLAS
-import CShims
+import CMachine
 #if canImport(Glibc)
 import Glibc
 #endif

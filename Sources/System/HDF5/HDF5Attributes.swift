@@ -1,5 +1,5 @@
 import CHDF5
-import CShims
+import CHDF5Shims
 import Foundation
 
 /// Attributes of groups, files and datasets: strings, string lists, integers, floats and JSON.

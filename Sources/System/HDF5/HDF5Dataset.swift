@@ -1,5 +1,5 @@
 import CHDF5
-import CShims
+import CHDF5Shims
 
 /// How a new dataset is laid out on disk.
 public struct DatasetLayout: Sendable {

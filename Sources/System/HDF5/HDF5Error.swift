@@ -1,5 +1,5 @@
 import CHDF5
-import CShims
+import CHDF5Shims
 
 /// A failed HDF5 operation, naming the file, the object inside it and what was attempted.
 public struct HDF5Error: Error, CustomStringConvertible, Equatable {

@@ -1,5 +1,5 @@
 import CHDF5
-import CShims
+import CHDF5Shims
 import Foundation
 
 /// An open HDF5 file. Closed when the last reference goes away, or explicitly by ``close()``.

@@ -1,5 +1,5 @@
 import CHDF5
-import CShims
+import CHDF5Shims
 
 extension HDF5Group {
     /// Writes fixed-length, null-padded ASCII strings, the layout numpy byte strings get in

@@ -1,5 +1,5 @@
 import CHDF5
-import CShims
+import CHDF5Shims
 
 /// A numeric element type stored in HDF5 datasets and attributes.
 public protocol HDF5Scalar: BitwiseCopyable {

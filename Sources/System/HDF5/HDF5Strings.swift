@@ -1,5 +1,5 @@
 import CHDF5
-import CShims
+import CHDF5Shims
 import Glibc
 
 /// Reading and writing string data, as h5py does by default: variable-length UTF-8.

@@ -1,5 +1,6 @@
 import CMPI
-import CShims
+import CMPIShims
+import CMachine
 #if canImport(Glibc)
 import Glibc
 #endif

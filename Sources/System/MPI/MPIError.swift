@@ -1,5 +1,5 @@
 import CMPI
-import CShims
+import CMPIShims
 
 /// An MPI call that returned an error code (the library's handler is set to
 /// `MPI_ERRORS_RETURN`, so failures reach Swift instead of killing the process silently).

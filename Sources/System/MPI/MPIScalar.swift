@@ -1,5 +1,5 @@
 import CMPI
-import CShims
+import CMPIShims
 
 /// An element type that MPI collectives can carry.
 public protocol MPIScalar {

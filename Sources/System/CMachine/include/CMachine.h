@@ -1,0 +1,29 @@
+// What the process needs to know about or set on the machine: CPU features (for the
+// OpenBLAS kernel choice and the start-up check of a build's instruction set), where sgemm
+// was loaded from, and glibc's malloc thresholds.
+#ifndef VAVL_CMACHINE_H
+#define VAVL_CMACHINE_H
+
+#include <stddef.h>
+
+// MARK: - CPU features
+/// The best OpenBLAS kernel family this CPU runs ("SkylakeX" with AVX-512, "Haswell" with
+/// AVX2 + FMA), or NULL when nothing better than the baseline is available.
+const char *vavl_best_openblas_core(void);
+
+/// Exits with a clear message when the CPU lacks AVX2 or FMA (which a default x86-64
+/// build of the numeric modules uses); a no-op elsewhere.
+void vavl_require_avx2_fma(void);
+
+/// The shared library that `cblas_sgemm` resolves to in this process (OpenBLAS, or another
+/// BLAS put first with LD_PRELOAD), for benchmark reports.
+const char *vavl_sgemm_library(void);
+
+// MARK: - Memory
+// Keeps freed heap memory (up to 1 GiB) for reuse instead of returning it to the kernel, and
+// serves blocks up to 32 MiB from the heap: MPI's per-call buffers of a gradient allreduce
+// (one 16 MiB bucket each) then reuse the same pages every step instead of faulting fresh
+// ones in. Returns 1 if applied, 0 if the user set glibc's malloc parameters (left alone).
+int vavl_keep_freed_heap_memory(void);
+
+#endif
