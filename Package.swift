@@ -90,8 +90,13 @@ let package = Package(
         .target(name: "VAVLTraining", dependencies: ["VAVLCore", "VAVLData", "VAVLDistributed", "MPI", "HDF5"],
                 path: "Sources/Training", swiftSettings: optimized),
 
+        // MARK: - Experiments: the paper's studies (robustness, embeddings, ablations, repeated
+        // runs), the unimodal baseline's trainer, statistics and SVG plots
+        .target(name: "VAVLExperiments", dependencies: ["VAVLTraining", "VAVLCore", "VAVLData", "VAVLDistributed", "MPI", "HDF5"],
+                path: "Sources/Experiments", swiftSettings: optimized),
+
         // MARK: - Tests
-        .testTarget(name: "TrainingTests", dependencies: ["VAVLTraining", "VAVLCore", "VAVLData", "HDF5"],
+        .testTarget(name: "TrainingTests", dependencies: ["VAVLTraining", "VAVLExperiments", "VAVLCore", "VAVLData", "HDF5"],
                     path: "Tests/TrainingTests"),
         .testTarget(name: "SystemTests", dependencies: ["BLAS", "MPI", "HDF5"],
                     path: "Tests/SystemTests"),
@@ -105,7 +110,7 @@ let package = Package(
 
         // MARK: - Command-line tool
         .executableTarget(name: "vavl", dependencies: [
-            "BLAS", "CMachine", "MPI", "HDF5", "VAVLCore", "VAVLData", "VAVLDistributed", "VAVLTraining",
+            "BLAS", "CMachine", "MPI", "HDF5", "VAVLCore", "VAVLData", "VAVLDistributed", "VAVLTraining", "VAVLExperiments",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/vavl", swiftSettings: cpuCheck),
     ],

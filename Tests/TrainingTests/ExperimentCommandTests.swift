@@ -2,6 +2,7 @@ import Foundation
 import MPI
 import VAVLCore
 import VAVLData
+@testable import VAVLExperiments
 import VAVLTraining
 import XCTest
 

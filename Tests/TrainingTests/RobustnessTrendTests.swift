@@ -1,5 +1,6 @@
 import Foundation
 import VAVLData
+@testable import VAVLExperiments
 import VAVLTraining
 import XCTest
 

@@ -1,4 +1,5 @@
 import Foundation
+@testable import VAVLExperiments
 import VAVLTraining
 import XCTest
 

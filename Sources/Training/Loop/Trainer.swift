@@ -79,7 +79,7 @@ public final class Trainer {
         return path
     }
 
-    static func check(_ config: VAVLConfiguration, against corpus: Corpus) throws {
+    public static func check(_ config: VAVLConfiguration, against corpus: Corpus) throws {
         func fail(_ problem: String) -> CorpusError { CorpusError(file: corpus.path, problem) }
         guard config.task == corpus.task else {
             throw fail("the corpus is \(corpus.task.rawValue), the model is configured for \(config.task.rawValue)")
@@ -98,7 +98,7 @@ public final class Trainer {
     /// Train-split statistics, computed (or read from the corpus) on rank 0 and broadcast.
     /// With a partition file, the statistics come from that partition's train rows (the
     /// corpus's stored ones describe its own train split, which may include test utterances).
-    static func statistics(_ corpus: Corpus, _ communicator: Communicator, trainRows: [Int]? = nil) throws -> Normalization {
+    public static func statistics(_ corpus: Corpus, _ communicator: Communicator, trainRows: [Int]? = nil) throws -> Normalization {
         var result: [FeatureStatistics?] = []
         for modality in [VAVLData.Modality.audio, .video] {
             let dimension = corpus.dimension(modality)

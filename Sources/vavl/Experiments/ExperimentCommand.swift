@@ -3,6 +3,7 @@ import Foundation
 import MPI
 import VAVLCore
 import VAVLData
+import VAVLExperiments
 import VAVLTraining
 
 extension VAVLData.Modality: ExpressibleByArgument {}

@@ -2,6 +2,7 @@ import ArgumentParser
 import BLAS
 import MPI
 import VAVLCore
+import VAVLExperiments
 import VAVLTraining
 
 /// What the training experiments (`ablations`, `repeat`) take: the corpus, an output folder

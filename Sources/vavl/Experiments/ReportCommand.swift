@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VAVLExperiments
 import VAVLTraining
 
 /// `vavl report`: one Markdown report from the experiments' JSON results.

@@ -1,3 +1,4 @@
+import VAVLTraining
 import Foundation
 import VAVLCore
 

@@ -1,3 +1,4 @@
+import VAVLTraining
 import Foundation
 
 /// A line plot written as a self-contained SVG file (no fonts or scripts fetched), for the

@@ -1,3 +1,4 @@
+import VAVLTraining
 import Foundation
 
 /// `vavl report`: one Markdown document from the JSON results of the experiments —

@@ -1,3 +1,4 @@
+import VAVLTraining
 import Foundation
 
 /// The statistics of repeated runs (DESIGN §7): mean, sample standard deviation (ddof 1),
