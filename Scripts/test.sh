@@ -7,6 +7,12 @@ source Scripts/mpi.sh
 
 Scripts/setup.sh
 
+echo "== collectives have one owner: no MPI collective is called outside Sources/Distributed and Sources/System"
+if grep -rnE "\.(allreduceSum|allreduceMax|allreduceMin|broadcast|barrier|startAllreduceSum)\(" \
+     Sources/Core Sources/Data Sources/Training Sources/Experiments Sources/vavl; then
+  echo "FAIL: the calls above belong behind the Distributed module's API (Sources/Distributed/JobCollectives.swift)"; exit 1
+fi
+
 echo "== build"
 swift build --build-tests
 

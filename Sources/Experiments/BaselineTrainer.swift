@@ -147,7 +147,7 @@ public final class BaselineTrainer {
     func iterate(_ input: ModalityInput, labels: Matrix, keys: [UInt64], globalCount: Int) throws -> Double {
         if !options.synchronizedBatchNorm && communicator.size > 1 {
             // DDP's broadcast_buffers, as in the VAVL trainer.
-            try communicator.broadcast(UnsafeMutableBufferPointer(start: model.store.bufferValues, count: model.store.bufferCount))
+            ReplicaSynchronization.broadcastBuffersFromRankZero(model.store, communicator)
         }
         context.mode = .training
         context.iteration = iteration
@@ -220,7 +220,7 @@ public final class BaselineTrainer {
             failure = error
         }
         if let failure { communicator.abort("evaluating the \(modality.rawValue) baseline failed: \(failure)") }
-        try communicator.allreduceSum(&values)
+        communicator.sumShares(&values, of: "\(modality.rawValue) baseline predictions")
         let labels = Matrix(rows: rows.count, columns: k)
         for (index, row) in rows.enumerated() { loader.labels.map(corpus.labels(of: row), into: labels.row(index)) }
         return HeadScores.compute(task: configuration.task, predictions: Matrix(rows: rows.count, columns: k, values: values),

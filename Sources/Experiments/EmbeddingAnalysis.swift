@@ -85,10 +85,8 @@ public struct EmbeddingAnalysis: Codable, Sendable {
             failure = error
         }
         if let failure { communicator.abort("embedding analysis failed: \(failure)") }
-        communicator.abortOnError("gathering representations") {
-            try communicator.allreduceSum(&audio)
-            try communicator.allreduceSum(&video)
-        }
+        communicator.sumShares(&audio, of: "audio representations")
+        communicator.sumShares(&video, of: "video representations")
         return (Matrix(rows: rows.count, columns: dim, values: audio), Matrix(rows: rows.count, columns: dim, values: video))
     }
 

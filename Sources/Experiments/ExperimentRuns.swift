@@ -133,7 +133,7 @@ public enum ExperimentRunner {
                 clearOutputs(directory)
             }
         }
-        try communicator.broadcast(&reuse)
+        communicator.shareFromRankZero(&reuse, "whether to reuse \(directory)")
         if reuse[0] == 1 {
             let previous = try ExperimentFile.read(RunScores.self, from: runFile)
             log("\(plan.system.rawValue), \(plan.label): reusing the finished run in \(directory)")

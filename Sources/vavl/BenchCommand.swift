@@ -62,7 +62,7 @@ struct BenchCommand: ParsableCommand {
             // sgemm reference: an idle rank would spin in MPI on the other core meanwhile.
             let latency = stepOnly ? [] : benchmark.inferenceLatency()
             var peak = [StepBenchmark.peakResidentMiB]
-            try world.allreduceMax(&peak)
+            world.maximumOverRanks(&peak, "peak memory")
             guard world.rank == 0 else { return }
             let model = VAVLModel(configuration)
             print("precision: \(configuration.precision.rawValue)" + (configuration.precision == .bf16

@@ -100,12 +100,12 @@ public final class StepBenchmark {
                 SplitBalance.resetWaiting()
                 ProductProfile.reset()
             }
-            try communicator.barrier()
+            communicator.waitForAllRanks("starting a timed step")
             let start = Profiler.now(), processorStart = Profiler.processorTime(), usageStart = Self.usage()
             ProductProfile.enabled = profile && iteration >= warmup
             try algorithm.iterate(batch, counts: counts, iteration: iteration)
             ProductProfile.enabled = false
-            try communicator.barrier()
+            communicator.waitForAllRanks("ending a timed step")
             if iteration >= warmup {
                 seconds.append(Profiler.now() - start)
                 processorSeconds += Profiler.processorTime() - processorStart

@@ -108,7 +108,7 @@ public final class Evaluator {
         // A rank that failed must not leave the others in the reduction below.
         if let failure { communicator.abort("evaluation failed: \(failure)") }
         for head in EvaluationHead.allCases {
-            communicator.abortOnError("gathering \(head.rawValue) predictions") { try communicator.allreduceSum(&values[head]!) }
+            communicator.sumShares(&values[head]!, of: "\(head.rawValue) predictions")
         }
         var result = SplitPredictions(rows: headRows, values: [:], labels: [:], audioVisualIsProbability: false)
         for head in EvaluationHead.allCases {

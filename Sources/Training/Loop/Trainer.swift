@@ -110,7 +110,7 @@ public final class Trainer {
                     values = statistics.mean + statistics.std + [Double(statistics.frameCount)]
                 }
             }
-            communicator.abortOnError("broadcasting \(modality.rawValue) statistics") { try communicator.broadcast(&values) }
+            communicator.shareFromRankZero(&values, "\(modality.rawValue) statistics")
             let frames = Int(values[2 * dimension])
             result.append(frames > 0 ? FeatureStatistics(mean: Array(values[0..<dimension]),
                                                          std: Array(values[dimension..<(2 * dimension)]), frameCount: frames) : nil)
@@ -158,9 +158,7 @@ public final class Trainer {
             if !options.synchronizedBatchNorm && communicator.size > 1 {
                 // DDP's broadcast_buffers: everyone starts the iteration with rank 0's running statistics.
                 CurrentOperation.set("iteration \(state.iteration): MPI_Bcast of rank 0's BatchNorm buffers")  // Watchdog
-                communicator.abortOnError("broadcasting BatchNorm buffers") {
-                    try communicator.broadcast(UnsafeMutableBufferPointer(start: model.store.bufferValues, count: model.store.bufferCount))
-                }
+                ReplicaSynchronization.broadcastBuffersFromRankZero(model.store, communicator)
             }
             CurrentOperation.set("iteration \(state.iteration): computing Algorithm 1")  // Watchdog; collectives relabel
             let started = DispatchTimeCounter.now()
@@ -216,7 +214,7 @@ public final class Trainer {
         writeCheckpoint("checkpoint-last.h5")
         log.finish(state: state)
         // No rank leaves before rank 0 has written: a job that ends is a job whose files exist.
-        communicator.abortOnError("final barrier") { try communicator.barrier() }
+        communicator.waitForAllRanks("final barrier")
     }
 
     /// Rank 0 writes; a failure brings the whole job down.
