@@ -36,41 +36,38 @@ extension ParameterStore {
 
     /// `parameter`'s values rounded to bf16 bits (layout as `pointer(parameter)`).
     func lowPrecisionBits(_ parameter: Parameter) -> UnsafeMutablePointer<UInt16> {
-        let copy = lowPrecision
-        copy.lock.lock()
-        defer { copy.lock.unlock() }
-        if copy.bits == nil {
-            copy.bits = .allocate(capacity: max(parameterCount, 1))
-            copy.staleBits = [0..<parameterCount]
-        }
-        let target = copy.bits!
-        for range in copy.staleBits {
-            Parallel.chunks(range.count) { chunk in
-                let start = range.lowerBound + chunk.lowerBound
-                BFloat16.round(values + start, into: target + start, count: chunk.count)
-            }
-        }
-        copy.staleBits = []
-        return target + parameter.offset
+        refreshed(\.bits, \.staleBits, allocate: { .allocate(capacity: max($0, 1)) }, round: BFloat16.round(_:into:count:))
+            + parameter.offset
     }
 
     /// `parameter`'s values rounded to bf16, as Floats (the emulated path).
     func lowPrecisionFloats(_ parameter: Parameter) -> UnsafeMutablePointer<Float> {
+        refreshed(\.floats, \.staleFloats, allocate: { FloatBuffer.allocate(count: $0) }, round: BFloat16.round(_:intoFloats:count:))
+            + parameter.offset
+    }
+
+    /// One of the two copies with its stale ranges rounded again (allocated and rounded
+    /// whole on first use).
+    private func refreshed<Element>(_ copyPath: ReferenceWritableKeyPath<LowPrecisionWeights, UnsafeMutablePointer<Element>?>,
+                                    _ stalePath: ReferenceWritableKeyPath<LowPrecisionWeights, [Range<Int>]>,
+                                    allocate: (Int) -> UnsafeMutablePointer<Element>,
+                                    round: (UnsafePointer<Float>, UnsafeMutablePointer<Element>, Int) -> Void)
+        -> UnsafeMutablePointer<Element> {
         let copy = lowPrecision
         copy.lock.lock()
         defer { copy.lock.unlock() }
-        if copy.floats == nil {
-            copy.floats = FloatBuffer.allocate(count: parameterCount)
-            copy.staleFloats = [0..<parameterCount]
+        if copy[keyPath: copyPath] == nil {
+            copy[keyPath: copyPath] = allocate(parameterCount)
+            copy[keyPath: stalePath] = [0..<parameterCount]
         }
-        let target = copy.floats!
-        for range in copy.staleFloats {
+        let target = copy[keyPath: copyPath]!
+        for range in copy[keyPath: stalePath] {
             Parallel.chunks(range.count) { chunk in
                 let start = range.lowerBound + chunk.lowerBound
-                BFloat16.round(values + start, intoFloats: target + start, count: chunk.count)
+                round(values + start, target + start, chunk.count)
             }
         }
-        copy.staleFloats = []
-        return target + parameter.offset
+        copy[keyPath: stalePath] = []
+        return target
     }
 }

@@ -20,6 +20,8 @@ public final class RoundedOperand {
     let bits: UnsafeMutablePointer<UInt16>?
     let floats: UnsafeMutablePointer<Float>?
 
+    /// Scratch from malloc, not FloatBuffer: a fresh huge-page buffer per product would fault
+    /// its pages in every time.
     init(_ source: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int) {
         self.rows = rows
         self.columns = columns
@@ -78,48 +80,35 @@ extension ParameterStore {
         // The stored extents of A and B: rows × columns as laid out in memory.
         let aRows = transposeA == .none ? m : k, aColumns = transposeA == .none ? k : m
         let bRows = transposeB == .none ? k : n, bColumns = transposeB == .none ? n : k
-        // Scratch from malloc, not FloatBuffer: a fresh huge-page buffer per product would
-        // fault its pages in every time.
         let operandA = roundedA ?? RoundedOperand(a, rows: aRows, columns: aColumns, stride: lda)
         precondition(operandA.rows == aRows && operandA.columns == aColumns, "a rounded operand of another shape")
-        if let roundedA = operandA.floats {
-            var roundedB: UnsafeMutablePointer<Float>?
-            defer { roundedB?.deallocate() }
-            let bPointer: UnsafePointer<Float>, bStride: Int
-            switch b {
-            case .parameter(let parameter):
-                bPointer = UnsafePointer(lowPrecisionFloats(parameter)); bStride = ldb
-            case .rounded(let operand):
-                precondition(operand.rows == bRows && operand.columns == bColumns, "a rounded operand of another shape")
-                bPointer = UnsafePointer(operand.floats!); bStride = bColumns
-            case .matrix(let source):
-                let packed = UnsafeMutablePointer<Float>.allocate(capacity: max(bRows * bColumns, 1))
-                roundedB = packed
-                Self.pack(source, ldb, rows: bRows, columns: bColumns) { BFloat16.round($0, intoFloats: packed + $1, count: $2) }
-                bPointer = UnsafePointer(packed); bStride = bColumns
-            }
-            BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
-                       a: roundedA, lda: aColumns, b: bPointer, ldb: bStride, beta: beta, c: c, ldc: ldc)
-            return
-        }
-        let bitsA = operandA.bits!
-        var bitsB: UnsafeMutablePointer<UInt16>?
-        defer { bitsB?.deallocate() }
-        let bPointer: UnsafePointer<UInt16>, bStride: Int
+        // B: a weight's bf16 copy as stored (stride ldb), or a rounded matrix, packed densely.
+        let operandB: (floats: UnsafePointer<Float>?, bits: UnsafePointer<UInt16>?), bStride: Int, temporary: RoundedOperand?
         switch b {
         case .parameter(let parameter):
-            bPointer = UnsafePointer(lowPrecisionBits(parameter)); bStride = ldb
+            let emulated = operandA.floats != nil
+            operandB = (emulated ? UnsafePointer(lowPrecisionFloats(parameter)) : nil,
+                        emulated ? nil : UnsafePointer(lowPrecisionBits(parameter)))
+            (bStride, temporary) = (ldb, nil)
         case .rounded(let operand):
             precondition(operand.rows == bRows && operand.columns == bColumns, "a rounded operand of another shape")
-            bPointer = UnsafePointer(operand.bits!); bStride = bColumns
+            operandB = (operand.floats.map { UnsafePointer($0) }, operand.bits.map { UnsafePointer($0) })
+            (bStride, temporary) = (bColumns, nil)
         case .matrix(let source):
-            let packed = UnsafeMutablePointer<UInt16>.allocate(capacity: max(bRows * bColumns, 1))
-            bitsB = packed
-            Self.pack(source, ldb, rows: bRows, columns: bColumns) { BFloat16.round($0, into: packed + $1, count: $2) }
-            bPointer = UnsafePointer(packed); bStride = bColumns
+            let operand = RoundedOperand(source, rows: bRows, columns: bColumns, stride: ldb)
+            operandB = (operand.floats.map { UnsafePointer($0) }, operand.bits.map { UnsafePointer($0) })
+            (bStride, temporary) = (bColumns, operand)
         }
-        BLAS.bf16gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
-                      a: bitsA, lda: aColumns, b: bPointer, ldb: bStride, accumulate: beta == 1, c: c, ldc: ldc)
+        withExtendedLifetime(temporary) {
+            if let floatsA = operandA.floats {
+                BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                           a: floatsA, lda: aColumns, b: operandB.floats!, ldb: bStride, beta: beta, c: c, ldc: ldc)
+            } else {
+                BLAS.bf16gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                              a: operandA.bits!, lda: aColumns, b: operandB.bits!, ldb: bStride,
+                              accumulate: beta == 1, c: c, ldc: ldc)
+            }
+        }
     }
 
     /// Calls `round(sourceRow, targetOffset, count)` for each stored row of a strided
