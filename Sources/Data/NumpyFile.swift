@@ -50,8 +50,15 @@ public enum NumpyFile {
             let header = try parseHeader(bytes, path: path, utterance: utterance)
             let rows = header.shape[0], columns = header.shape[1]
             let itemSize = header.descr == "<f4" ? 4 : 8
-            let expected = rows * columns * itemSize
+            // Checked arithmetic: a crafted header's shape (near 2⁶² rows, say) must not wrap
+            // around to a size that happens to match the file.
+            let (elements, overflowElements) = rows.multipliedReportingOverflow(by: columns)
+            let (expected, overflowBytes) = elements.multipliedReportingOverflow(by: itemSize)
             let available = raw.count - header.dataOffset
+            guard !overflowElements, !overflowBytes else {
+                throw CorpusError(file: path, utterance: utterance,
+                                  "the header's shape \(rows) × \(columns) is larger than any file (the file holds \(available) bytes of data)")
+            }
             guard available == expected else {
                 throw CorpusError(file: path, utterance: utterance,
                                   "the header promises \(rows) × \(columns) \(header.descr) values (\(expected) bytes) but the file holds \(available) bytes of data" +

@@ -181,6 +181,15 @@ final class ImportTests: CorpusTestCase {
         assertImportFails(file: "\(audio)/1001_A.npy", utterance: "1001_A", mentioning: "unsupported dtype '>f4'")
     }
 
+    /// A shape whose byte count overflows 64 bits must not wrap around to the file's size
+    /// (2⁶² rows × 5 columns × 4 bytes ≡ 0 mod 2⁶⁴; before the check it was imported as 0 frames).
+    func testShapeLargerThanAnyFile() throws {
+        try writeRawNpy("\(audio)/1001_A.npy", descr: "<f4", shape: "(4611686018427387904, 5)", payload: [])
+        assertImportFails(file: "\(audio)/1001_A.npy", utterance: "1001_A", mentioning: "larger than any file")
+        try writeRawNpy("\(audio)/1001_A.npy", descr: "<f8", shape: "(2305843009213693952, 5)", payload: [])
+        assertImportFails(file: "\(audio)/1001_A.npy", utterance: "1001_A", mentioning: "larger than any file")
+    }
+
     func testOneDimensionalArray() throws {
         try writeRawNpy("\(video)/1001_A.npy", descr: "<f4", shape: "(12,)", payload: [UInt8](repeating: 0, count: 48))
         assertImportFails(file: "\(video)/1001_A.npy", utterance: "1001_A", mentioning: "expected a 2-D array")
