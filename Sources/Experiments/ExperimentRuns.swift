@@ -144,17 +144,18 @@ public enum ExperimentRunner {
         var scores: RunScores
         let configuration = plan.system.configure(plan.configuration)
         if let modality = plan.system.baselineModality {
-            let trainer = try BaselineTrainer(configuration: configuration, modality: modality, options: plan.options,
-                                              communicator: communicator)
-            trainer.run()
-            var heads: [String: HeadScores] = [:]
-            if let test = try trainer.evaluate(split: .test) {
-                heads[modality == .audio ? EvaluationHead.audio.rawValue : EvaluationHead.video.rawValue] = test
-            }
-            guard !heads.isEmpty else { throw ExperimentError("\(plan.options.corpusPath): the test split has no utterance with \(modality.rawValue)") }
+            let trainer = try Trainer(configuration: configuration, options: plan.options, communicator: communicator,
+                                      system: .unimodal(modality))
+            let state = trainer.run()
+            try trainer.restoreSelectedWeights()
+            let test = trainer.rows(of: .test)
+            guard !test.isEmpty else { throw ExperimentError("\(plan.options.corpusPath): the test split has no utterance with \(modality.rawValue)") }
+            let heads = Dictionary(uniqueKeysWithValues: try trainer.scores(rows: test).map { ($0.key.rawValue, $0.value) })
+            let name = state.bestEpoch >= 0 ? "checkpoint-best.h5" : "checkpoint-last.h5"
             scores = RunScores(system: plan.system, key: plan.key, label: plan.label, seed: configuration.seed,
-                               partition: plan.options.partitionFile, directory: directory, checkpoint: nil,
-                               selectedEpoch: trainer.bestEpoch, split: Split.test.rawValue, heads: heads,
+                               partition: plan.options.partitionFile, directory: directory,
+                               checkpoint: (directory as NSString).appendingPathComponent(name),
+                               selectedEpoch: state.bestEpoch, split: Split.test.rawValue, heads: heads,
                                configuration: configuration, fingerprint: fingerprint, seconds: 0)
         } else {
             let trainer = try Trainer(configuration: configuration, options: plan.options, communicator: communicator)

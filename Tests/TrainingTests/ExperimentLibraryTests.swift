@@ -92,30 +92,38 @@ final class ExperimentLibraryTests: XCTestCase {
         XCTAssertGreaterThan(wouldFailIfScaled, checked / 4, "the tolerance is loose enough to hide a 20 % error")
     }
 
-    func testBaselineTrainerTrainsOnItsModalityDeterministicallyAndSelectsAnEpoch() throws {
+    /// The unimodal baseline runs on the one training loop: its modality's train rows, an
+    /// epoch selected on the development loss, checkpoints, and the same weights again for
+    /// the same seed.
+    func testBaselineTrainsOnItsModalityDeterministicallyAndSelectsAnEpoch() throws {
         let corpus = Self.corpus!
         var configuration = try corpus.configuration(epochs: 2)
         configuration.learningRate = 3e-3
-        func train(_ name: String) throws -> BaselineTrainer {
-            let trainer = try BaselineTrainer(configuration: configuration, modality: .audio, options: corpus.options(name),
-                                              communicator: .selfOnly)
-            trainer.run()
-            return trainer
+        func train(_ name: String) throws -> (Trainer, TrainingState) {
+            let trainer = try Trainer(configuration: configuration, options: corpus.options(name), communicator: .selfOnly,
+                                      system: .unimodal(.audio))
+            let state = trainer.run()
+            try trainer.restoreSelectedWeights()
+            return (trainer, state)
         }
-        let first = try train("baseline-a")
+        let (first, state) = try train("baseline-a")
         let file = try Corpus.open(corpus.path)
         let trainAudio = file.utterances(in: .train).filter { file.has(.audio, utterance: $0) }
         XCTAssertEqual(first.planner.utterances.map(\.row).sorted(), trainAudio.sorted(), "the audio utterances of the train split only")
         XCTAssertLessThan(trainAudio.count, file.utterances(in: .train).count, "the corpus has video-only utterances to leave out")
-        XCTAssertEqual(first.iteration, 2 * first.planner.batchesPerEpoch)
-        XCTAssertGreaterThanOrEqual(first.bestEpoch, 0)
-        let test = try XCTUnwrap(try first.evaluate(split: .test))
+        XCTAssertEqual(state.iteration, 2 * first.planner.batchesPerEpoch)
+        XCTAssertGreaterThanOrEqual(state.bestEpoch, 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: corpus.options("baseline-a").outputDirectory + "/checkpoint-best.h5"))
+        let test = try XCTUnwrap(try first.scores(rows: first.rows(of: .test))[.audio])
         XCTAssertEqual(test.count, file.utterances(in: .test).filter { file.has(.audio, utterance: $0) }.count)
         XCTAssertNotNil(test.metrics["f1_macro"])
+        // The restored weights are the selected epoch's: its development loss again.
+        let development = try XCTUnwrap(try first.scores(rows: first.rows(of: .dev))[.audio])
+        XCTAssertEqual(development.loss, state.bestLoss, accuracy: 1e-9)
         // Same seed, same data: the same weights (restored from the same selected epoch).
-        let second = try train("baseline-b")
-        XCTAssertEqual(allValues(first.model.store), allValues(second.model.store))
-        XCTAssertEqual(first.bestEpoch, second.bestEpoch)
+        let (second, secondState) = try train("baseline-b")
+        XCTAssertEqual(allValues(first.store), allValues(second.store))
+        XCTAssertEqual(state.bestEpoch, secondState.bestEpoch)
     }
 
     // MARK: - Partitions

@@ -31,7 +31,7 @@ public enum Checkpoint {
 
     /// Writes the checkpoint atomically: a temporary file in the same folder, flushed and
     /// closed, then renamed over `path`. A crash mid-write leaves the previous file intact.
-    public static func write(_ path: String, model: VAVLModel, optimizer: Adam?, normalization: Normalization,
+    public static func write(_ path: String, model: TrainableModel, optimizer: Adam?, normalization: Normalization,
                              state: TrainingState) throws {
         let temporary = path + ".partial-\(getpid())"
         do {
@@ -63,7 +63,7 @@ public enum Checkpoint {
         }
     }
 
-    private static func writeFile(_ path: String, model: VAVLModel, optimizer: Adam?, normalization: Normalization,
+    private static func writeFile(_ path: String, model: TrainableModel, optimizer: Adam?, normalization: Normalization,
                                   state: TrainingState) throws {
         let file = try HDF5File.create(path)
         let store = model.store
@@ -134,7 +134,7 @@ public enum Checkpoint {
     /// Loads parameters, buffers and (if given) Adam state into `model` and `optimizer`,
     /// checking every name and shape; returns the normalisation and the training state.
     /// Nothing in `model` changes unless the whole file is consistent.
-    public static func load(_ path: String, into model: VAVLModel, optimizer: Adam? = nil) throws -> (Normalization, TrainingState) {
+    public static func load(_ path: String, into model: TrainableModel, optimizer: Adam? = nil) throws -> (Normalization, TrainingState) {
         let file = try open(path)
         let store = model.store
         let stored = try storedConfiguration(file, path: path)

@@ -133,6 +133,40 @@ public final class Evaluator {
         return scores
     }
 
+    /// Scores of the unimodal baseline `model` on `rows` (those with its modality), in
+    /// evaluation mode, the ranks sharing the work as ``predict(rows:masking:)`` does. Every
+    /// rank must call it; every rank gets the scores.
+    public static func scores(of model: UnimodalBaseline, rows: [Int], loader: BatchLoader, communicator: Communicator,
+                              chunkSize: Int = 32) throws -> HeadScores {
+        let corpus = loader.corpus, modality = model.modality
+        let rows = rows.filter { corpus.has(modality, utterance: $0) }
+        guard !rows.isEmpty else { throw CorpusError(file: corpus.path, "no utterance with \(modality.rawValue) to score") }
+        let k = model.configuration.outputDimension
+        var values = [Float](repeating: 0, count: rows.count * k)
+        let mine = rows.indices.filter { $0 % communicator.size == communicator.rank }
+        let context = RunContext(store: model.store)
+        var failure: Error?
+        do {
+            for start in stride(from: 0, to: mine.count, by: chunkSize) {
+                let positions = Array(mine[start..<min(mine.count, start + chunkSize)])
+                let input = try loader.input(modality, positions.map { rows[$0] })
+                let predictions = model.predict(input.features, segments: input.segments, context)
+                for (segment, utterance) in input.utterances.enumerated() {
+                    for c in 0..<k { values[positions[utterance] * k + c] = predictions.row(segment)[c] }
+                }
+            }
+        } catch {
+            failure = error
+        }
+        // A rank that failed must not leave the others in the reduction below.
+        if let failure { communicator.abort("evaluating the \(modality.rawValue) baseline failed: \(failure)") }
+        communicator.sumShares(&values, of: "\(modality.rawValue) baseline predictions")
+        let labels = Matrix(rows: rows.count, columns: k)
+        for (index, row) in rows.enumerated() { loader.labels.map(corpus.labels(of: row), into: labels.row(index)) }
+        return HeadScores.compute(task: model.configuration.task, predictions: Matrix(rows: rows.count, columns: k, values: values),
+                                  labels: labels, labelNames: model.configuration.labelNames)
+    }
+
     /// The development loss for model selection (DESIGN §3): the AV head's loss over paired
     /// utterances, or the mean of the available unimodal heads' losses where there are none.
     public static func selectionLoss(_ scores: [EvaluationHead: HeadScores]) -> Double {

@@ -4,16 +4,28 @@ import VAVLCore
 import VAVLData
 import VAVLDistributed
 
-/// Data-parallel training with Algorithm 1 (DESIGN §3–§4): every rank holds a replica, reads
-/// only its own utterances of each global batch, and joins the per-phase gradient
-/// allreduces. Rank 0 alone prints and writes.
+/// What a ``Trainer`` trains.
+public enum TrainedSystem: Equatable, Sendable {
+    /// The VAVL model with Algorithm 1.
+    case vavl
+    /// The unimodal baseline of one modality (paper §IV-E.6), on the utterances that have it.
+    case unimodal(Modality)
+}
+
+/// The training loop — one for every system (DESIGN §3–§4): every rank holds a replica,
+/// reads only its own utterances of each global batch, and runs the system's
+/// ``TrainingStep`` (Algorithm 1, or the unimodal baseline's single phase) with its gradient
+/// allreduces; a stall watchdog, development evaluation and model selection after each
+/// epoch, atomic checkpoints and exact resume are the same for both. Rank 0 alone prints
+/// and writes.
 public final class Trainer {
     public let options: TrainingOptions
     public let configuration: VAVLConfiguration
+    public let system: TrainedSystem
     public let communicator: Communicator
     public let corpus: Corpus
-    public let model: VAVLModel
-    public let algorithm: AlgorithmOne
+    /// The system's step, its model and optimizer.
+    public let step: TrainingStep
     public let collectives: MPICollectives
     public let planner: BatchPlanner
     public private(set) var normalization: Normalization
@@ -25,29 +37,49 @@ public final class Trainer {
 
     /// Opens the corpus, builds the model (rank 0's initial weights broadcast to all, then
     /// compared), computes or loads normalisation statistics, and resumes if asked.
-    public init(configuration: VAVLConfiguration, options: TrainingOptions, communicator: Communicator = .world) throws {
+    public init(configuration: VAVLConfiguration, options: TrainingOptions, communicator: Communicator = .world,
+                system: TrainedSystem = .vavl) throws {
         self.options = options
         self.configuration = configuration
+        self.system = system
         self.communicator = communicator
         log = RankZeroLog(directory: options.outputDirectory, enabled: communicator.rank == 0, quiet: options.quiet)
         log.onWriteFailure = { [communicator] message in communicator.abort(message) }
         let corpus = try Corpus.open(options.corpusPath)
         self.corpus = corpus
         try Trainer.check(configuration, against: corpus)
-        model = VAVLModel(configuration)
-        model.initialize(seed: configuration.seed)
         collectives = MPICollectives(communicator: communicator, bucketSize: options.bucketSize)
-        algorithm = AlgorithmOne(model: model, collectives: collectives, seed: configuration.seed)
-        algorithm.synchronizedBatchNorm = options.synchronizedBatchNorm
-        algorithm.nonFinitePolicy = options.nonFinitePolicy
+        switch system {
+        case .vavl:
+            let model = VAVLModel(configuration)
+            model.initialize(seed: configuration.seed)
+            step = AlgorithmOne(model: model, collectives: collectives, seed: configuration.seed)
+        case .unimodal(let modality):
+            guard corpus.totalFrames(modality) > 0 else {
+                throw CorpusError(file: corpus.path, "the corpus has no \(modality.rawValue) frames for the \(modality.rawValue) baseline")
+            }
+            let model = UnimodalBaseline(configuration, modality: modality)
+            model.initialize(seed: configuration.seed)
+            step = UnimodalStep(model: model, collectives: collectives, seed: configuration.seed)
+        }
+        step.synchronizedBatchNorm = options.synchronizedBatchNorm
+        step.nonFinitePolicy = options.nonFinitePolicy
         let assignment = try options.partitionFile.map { try SplitAssignment(partitionFile: $0, corpus: corpus) }
             ?? SplitAssignment(corpus: corpus)
         self.splits = assignment
-        let train = assignment.rows(in: .train).map {
-            PlannedUtterance(row: $0, audioFrames: corpus.frameCount(.audio, utterance: $0),
-                             videoFrames: corpus.frameCount(.video, utterance: $0))
+        // The baseline trains on the utterances that have its modality, planned by that
+        // modality's frames alone.
+        let train = assignment.rows(in: .train).compactMap { row -> PlannedUtterance? in
+            let audio = corpus.frameCount(.audio, utterance: row), video = corpus.frameCount(.video, utterance: row)
+            switch system {
+            case .vavl: return PlannedUtterance(row: row, audioFrames: audio, videoFrames: video)
+            case .unimodal(.audio): return audio > 0 ? PlannedUtterance(row: row, audioFrames: audio, videoFrames: 0) : nil
+            case .unimodal(.video): return video > 0 ? PlannedUtterance(row: row, audioFrames: 0, videoFrames: video) : nil
+            }
         }
-        guard !train.isEmpty else { throw CorpusError(file: corpus.path, "the train split is empty") }
+        guard !train.isEmpty else {
+            throw CorpusError(file: corpus.path, system == .vavl ? "the train split is empty" : "the train split has no utterance with the baseline's modality")
+        }
         planner = BatchPlanner(utterances: train, batchSize: configuration.batchSize, worldSize: communicator.size,
                                seed: configuration.seed, policy: options.policy, epochEnd: options.epochEnd,
                                lengthBucketWindow: options.lengthBucketWindow)
@@ -57,7 +89,7 @@ public final class Trainer {
                                                   outputCount: configuration.outputDimension))
         if let resume = options.resume {
             let path = Trainer.checkpointPath(resume)
-            (normalization, state) = try Checkpoint.load(path, into: model, optimizer: algorithm.optimizer)
+            (normalization, state) = try Checkpoint.load(path, into: step.trainedModel, optimizer: step.optimizer)
             log.say("resuming from \(path): epoch \(state.epoch), iteration \(state.iteration), batch \(state.samplerPosition) of the epoch"
                     + (state.worldSize != communicator.size ? " (saved with \(state.worldSize) ranks, now \(communicator.size); the plan is global)" : ""))
         } else {
@@ -67,7 +99,22 @@ public final class Trainer {
         state.seed = configuration.seed
         state.worldSize = communicator.size
         loader.normalization = normalization
-        ReplicaSynchronization.broadcastFromRankZero(model.store, communicator)
+        ReplicaSynchronization.broadcastFromRankZero(step.trainedModel.store, communicator)
+    }
+
+    /// The parameter store of the trained model.
+    public var store: ParameterStore { step.trainedModel.store }
+
+    /// The VAVL model (a ``TrainedSystem/vavl`` run).
+    public var model: VAVLModel {
+        guard let algorithm = step as? AlgorithmOne else { preconditionFailure("a unimodal baseline run has no VAVL model: use `store`") }
+        return algorithm.model
+    }
+
+    /// Algorithm 1 (a ``TrainedSystem/vavl`` run).
+    public var algorithm: AlgorithmOne {
+        guard let algorithm = step as? AlgorithmOne else { preconditionFailure("a unimodal baseline run has no Algorithm 1") }
+        return algorithm
     }
 
     /// A run folder resolves to its last checkpoint.
@@ -158,12 +205,12 @@ public final class Trainer {
             if !options.synchronizedBatchNorm && communicator.size > 1 {
                 // DDP's broadcast_buffers: everyone starts the iteration with rank 0's running statistics.
                 CurrentOperation.set("iteration \(state.iteration): MPI_Bcast of rank 0's BatchNorm buffers")  // Watchdog
-                ReplicaSynchronization.broadcastBuffersFromRankZero(model.store, communicator)
+                ReplicaSynchronization.broadcastBuffersFromRankZero(store, communicator)
             }
             CurrentOperation.set("iteration \(state.iteration): computing Algorithm 1")  // Watchdog; collectives relabel
             let started = DispatchTimeCounter.now()
             let losses = communicator.abortOnError("iteration \(state.iteration)") {
-                try algorithm.iterate(batch, counts: globalBatch.counts, iteration: state.iteration)
+                try self.step.iterate(batch, counts: globalBatch.counts, iteration: state.iteration)
             }
             let seconds = DispatchTimeCounter.seconds(since: started)
             epochLosses.add(losses, utterances: globalBatch.rows.count)
@@ -192,11 +239,9 @@ public final class Trainer {
         state.epoch += 1
         state.samplerPosition = 0
         var scores: [EvaluationHead: HeadScores] = [:]
-        let development = splits.rows(in: .dev)
+        let development = rows(of: .dev)
         if options.evaluateEachEpoch && !development.isEmpty {
-            let evaluator = Evaluator(model: model, loader: loader, communicator: communicator)
-            let predictions = communicator.abortOnError("evaluating the development split") { try evaluator.predict(rows: development) }
-            scores = evaluator.scores(predictions)
+            scores = communicator.abortOnError("evaluating the development split") { try self.scores(rows: development) }
             let loss = Evaluator.selectionLoss(scores)
             if loss < state.bestLoss {
                 state.bestLoss = loss
@@ -222,8 +267,41 @@ public final class Trainer {
         guard communicator.rank == 0 else { return }
         let path = (options.outputDirectory as NSString).appendingPathComponent(name)
         communicator.abortOnError("writing checkpoint \(path)") {
-            try Checkpoint.write(path, model: model, optimizer: algorithm.optimizer, normalization: normalization, state: state)
+            try Checkpoint.write(path, model: step.trainedModel, optimizer: step.optimizer, normalization: normalization, state: state)
         }
+    }
+
+    // MARK: - Evaluation
+
+    /// The rows of `split` that the system scores (the baseline: those with its modality).
+    public func rows(of split: Split) -> [Int] {
+        let rows = splits.rows(in: split)
+        guard case .unimodal(let modality) = system else { return rows }
+        return rows.filter { corpus.has(modality, utterance: $0) }
+    }
+
+    /// The scores of every head the system has on `rows`, in evaluation mode, the ranks
+    /// sharing the work. Every rank must call it; every rank gets the scores.
+    public func scores(rows: [Int]) throws -> [EvaluationHead: HeadScores] {
+        switch step {
+        case let algorithm as AlgorithmOne:
+            let evaluator = Evaluator(model: algorithm.model, loader: loader, communicator: communicator)
+            return evaluator.scores(try evaluator.predict(rows: rows))
+        case let unimodal as UnimodalStep:
+            let head: EvaluationHead = unimodal.model.modality == .audio ? .audio : .video
+            return [head: try Evaluator.scores(of: unimodal.model, rows: rows, loader: loader, communicator: communicator)]
+        default:
+            preconditionFailure("no evaluation for \(type(of: step))")
+        }
+    }
+
+    /// Loads the selected epoch's weights (`checkpoint-best.h5`) back into the model, when
+    /// there is one: after `run()`, the model then holds the selected weights.
+    public func restoreSelectedWeights() throws {
+        guard state.bestEpoch >= 0 else { return }
+        let path = (options.outputDirectory as NSString).appendingPathComponent("checkpoint-best.h5")
+        // Every rank reads the file rank 0 wrote before the final barrier of `run()`.
+        _ = try Checkpoint.load(path, into: step.trainedModel)
     }
 
     private func pruneEpochCheckpoints() {
