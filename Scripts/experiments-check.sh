@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The slow checks of `vavl experiment` (issue M9), too slow for the debug unit tests:
+# The slow checks of `vavl experiment`, too slow for the debug unit tests:
 #  - on a synthetic corpus where audio carries the stronger signal, spread over many noisy
 #    frames, the robustness sweep shows the audio-visual head falling as audio frames are
 #    masked and the video-only line crossing it (the shape of the paper's Figs. 2-3);

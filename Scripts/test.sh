@@ -63,14 +63,14 @@ expect_job_failure "corrupt utterance" "audio feature nan" "${mpirun_cmd[@]}" -n
 # Clusters and faults (Cluster/README.md; the tests are in Cluster/fault-tests.sh)
 echo "== clusters: simulated hosts, stall watchdog, killed rank, crash while checkpointing, resume, output folder"
 source Cluster/fault-tests.sh
-m8_prepare "$bin"          # a small corpus and the uninterrupted one-host two-rank reference run
-m8_test_simulated_hosts    # two hosts as network namespaces, TCP only: the reference's parameters (SKIPPED without namespaces)
-m8_test_stall              # a rank sleeping in a step; a rank frozen by SIGSTOP: the watchdog ends the job (exit 75)
-m8_test_killed_rank        # kill -9 of rank 1 mid-epoch: down within 30 s; --resume: the reference's parameters
-m8_test_checkpoint_crash   # rank 0 dies half-way through a checkpoint: the previous loads; --resume: the reference's
-m8_test_output_folder      # /proc/forbidden, a read-only and a full file system: a clear error before training
-m8_cleanup
-[ ${#m8_skipped[@]} -eq 0 ] || echo "== clusters: SKIPPED, not passed: ${m8_skipped[*]}"
+cluster_prepare "$bin"          # a small corpus and the uninterrupted one-host two-rank reference run
+cluster_test_simulated_hosts    # two hosts as network namespaces, TCP only: the reference's parameters (SKIPPED without namespaces)
+cluster_test_stall              # a rank sleeping in a step; a rank frozen by SIGSTOP: the watchdog ends the job (exit 75)
+cluster_test_killed_rank        # kill -9 of rank 1 mid-epoch: down within 30 s; --resume: the reference's parameters
+cluster_test_checkpoint_crash   # rank 0 dies half-way through a checkpoint: the previous loads; --resume: the reference's
+cluster_test_output_folder      # /proc/forbidden, a read-only and a full file system: a clear error before training
+cluster_cleanup
+[ ${#cluster_skipped[@]} -eq 0 ] || echo "== clusters: SKIPPED, not passed: ${cluster_skipped[*]}"
 
 echo "== experiments: the robustness sweep has the paper's shape; experiments agree on 1 and 2 ranks (release build)"
 Scripts/experiments-check.sh

@@ -39,8 +39,8 @@ case "equivalence":
     runEquivalence(arguments: Array(arguments.dropFirst(2)))
 case "corrupt":
     runCorruptUtterance(arguments: Array(arguments.dropFirst(2)))
-case "stall": runStall(arguments: Array(arguments.dropFirst(2)))  // Tests/MPITests/Stall.swift (M8)
-case "compare-checkpoints": runCompareCheckpoints(arguments: Array(arguments.dropFirst(2)))  // one process (M8)
+case "stall": runStall(arguments: Array(arguments.dropFirst(2)))  // Tests/MPITests/Stall.swift (cluster tests)
+case "compare-checkpoints": runCompareCheckpoints(arguments: Array(arguments.dropFirst(2)))  // one process (cluster tests)
 default:
     runBasics()
 }
