@@ -28,6 +28,8 @@ final class BatchLoaderTests: XCTestCase {
             let input = batch.input(modality)
             // The utterances that have the modality, in batch order, with their frame counts.
             XCTAssertEqual(input.utterances, rows.indices.filter { corpus.has(modality, utterance: rows[$0]) })
+            XCTAssertFalse(input.utterances.isEmpty, "\(modality): the rows should include some with it")
+            XCTAssertLessThan(input.utterances.count, rows.count, "\(modality): the rows should include some without it")
             for (segment, index) in input.utterances.enumerated() {
                 let frames = corpus.frameCount(modality, utterance: rows[index]), dimension = corpus.dimension(modality)
                 XCTAssertEqual(input.segments.length(segment), frames)
