@@ -29,7 +29,7 @@ struct BenchCommand: ParsableCommand {
         let world = Communicator.world
         world.abortOnError {
             var configuration = try modelOptions.resolve()
-            if modelOptions.model != "paper" {
+            if (modelOptions.model ?? "paper") != "paper" {
                 configuration.audioDimension = 1024
                 configuration.videoDimension = 1408
             }

@@ -5,8 +5,8 @@ import VAVLCore
 /// Model and optimisation options shared by `train` and `bench`. Every option is optional:
 /// unset options keep the value from the preset and the `--config` file, in that order.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Model size preset: paper (docs/DESIGN.md §2 sizes), small (dim 64, 1+1+1 blocks) or tiny (dim 16).")
-    var model: String = "paper"
+    @Option(help: "Model size preset: paper (docs/DESIGN.md §2 sizes; the default), small (dim 64, 1+1+1 blocks) or tiny (dim 16).")
+    var model: String?
 
     @Option(help: "A JSON config (keys of docs/DESIGN.md §6, listed by `vavl summary --keys`) applied after the preset; flags override it.")
     var config: String?
@@ -29,14 +29,27 @@ struct ModelOptions: ParsableArguments {
     @Option(help: configurationHelp("phase_order")) var phaseOrder: String?
     @Option(help: configurationHelp("precision")) var precision: Precision?
 
-    /// Preset → config file → flags.
+    /// Preset → config file → flags, validated.
     func resolve() throws -> VAVLConfiguration {
+        let configuration = try apply(to: try base())
+        // One validation for every source: the flags, the config file and the preset.
+        if let (key, problem) = configuration.problems().first {
+            throw ValidationError("invalid configuration: '\(key)': \(problem)")
+        }
+        return configuration
+    }
+
+    /// Whether the preset or a config file was named (a resumed run takes neither).
+    var namesABase: Bool { model != nil || config != nil }
+
+    /// The preset, then the config file over it.
+    func base() throws -> VAVLConfiguration {
         var configuration: VAVLConfiguration
-        switch model {
+        switch model ?? "paper" {
         case "paper": configuration = .paper()
         case "small": configuration = .small(audio: 1024, video: 1408, outputs: 6)
         case "tiny": configuration = .tiny(audio: 1024, video: 1408, outputs: 6)
-        default: throw ValidationError("unknown --model '\(model)' (paper, small or tiny)")
+        default: throw ValidationError("unknown --model '\(model ?? "")' (paper, small or tiny)")
         }
         if let config {
             guard let data = FileManager.default.contents(atPath: config) else {
@@ -58,6 +71,12 @@ struct ModelOptions: ParsableArguments {
                 throw ValidationError("--config \(config): \(error)")
             }
         }
+        return configuration
+    }
+
+    /// The flags the user typed, over `configuration`.
+    func apply(to configuration: VAVLConfiguration) throws -> VAVLConfiguration {
+        var configuration = configuration
         if let dim { configuration.dim = dim }
         if let heads { configuration.heads = heads }
         if let blocks {
@@ -92,10 +111,6 @@ struct ModelOptions: ParsableArguments {
                 }
                 return phase
             }
-        }
-        // One validation for every source: the flags, the config file and the preset.
-        if let (key, problem) = configuration.problems().first {
-            throw ValidationError("invalid configuration: '\(key)': \(problem)")
         }
         return configuration
     }

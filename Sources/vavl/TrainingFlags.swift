@@ -28,19 +28,44 @@ struct TrainingFlags: ParsableArguments {
     @Flag(help: "Skip the per-epoch development evaluation.") var noEvaluation = false
     @Option(help: "Without a terminal, print a progress line every N batches.") var logEvery = 50
     @Flag(help: "Print nothing but errors.") var quiet = false
+    @Option(help: ArgumentHelp("Set a configuration key (`vavl summary --keys`), e.g. lr=1e-4; repeatable. On --resume the only way to change a key the checkpoint fixes for training (lr, dropout, batch_size, …); the model's keys never change.", valueName: "key=value"))
+    var override: [String] = []
 
     /// The configuration (task, dimensions and labels from the corpus) and the options;
     /// sets the BLAS threads and prepares the output folder.
     func resolve(corpus: String, out: String, task: String?, resume: String?, liveProgress: Bool,
                  _ world: Communicator) throws -> (VAVLConfiguration, TrainingOptions) {
         if let threads { BLAS.threadCount = threads }
-        var configuration = try modelOptions.resolve()
+        var configuration: VAVLConfiguration
+        var stored: (path: String, configuration: VAVLConfiguration)?
+        if let resume {
+            // A resumed run is the checkpoint's run: its configuration, with only the changes
+            // a resume may make (DESIGN §6, resume rules). Without --model or --config the
+            // typed flags apply to the stored configuration; with them (a requeued job
+            // repeating its whole command line) the result must agree with it.
+            let path = Trainer.checkpointPath(resume)
+            stored = (path, try Checkpoint.configuration(path))
+        }
+        let base = stored.map { modelOptions.namesABase ? nil : $0.configuration } ?? nil
+        configuration = try modelOptions.apply(to: base ?? modelOptions.base())
+        for setting in override {
+            let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw ValidationError("--override needs KEY=VALUE, got '\(setting)'") }
+            do {
+                configuration = try configuration.setting(parts[0], json: parts[1], source: "--override")
+            } catch let error as ConfigurationError {
+                throw ValidationError(error.description)
+            }
+        }
         let corpusFile = try Corpus.open(corpus)
         if let task, task != corpusFile.task.rawValue {
             throw ValidationError("--task \(task) but \(corpus) is a \(corpusFile.task.rawValue) corpus")
         }
         do {
-            try configuration.adopt(corpusFile, flippedLabels: Set((flipLabels ?? "").split(separator: ",").map(String.init)))
+            // On resume the flipped columns are the checkpoint's unless --flip-labels names them.
+            let flipped = flipLabels.map { Set($0.split(separator: ",").map(String.init)) }
+                ?? Set(stored?.configuration.labelTransform.filter(\.flip).map(\.name) ?? [])
+            try configuration.adopt(corpusFile, flippedLabels: flipped)
         } catch let error as CorpusConfigurationError {
             throw ValidationError("\(error)")
         }
@@ -49,6 +74,11 @@ struct TrainingFlags: ParsableArguments {
         if let batchnorm { configuration.batchnorm = batchnorm }
         if let (key, problem) = configuration.problems().first {
             throw ValidationError("invalid configuration: '\(key)': \(problem)")
+        }
+        if let stored {
+            try Self.checkResume(configuration, against: stored.configuration, path: stored.path,
+                                 overridden: Set(override.compactMap { $0.split(separator: "=").first.map(String.init) }),
+                                 say: world.rank == 0 && !quiet ? { print($0) } : { _ in })
         }
         let batchnorm = configuration.batchnorm, sampler = configuration.sampler
         var options = TrainingOptions(corpusPath: corpus, outputDirectory: out)
@@ -93,5 +123,30 @@ struct TrainingFlags: ParsableArguments {
         options.logEvery = logEvery
         try OutputFolder.prepare(out, rank: world.rank)
         return (configuration, options)
+    }
+
+    /// A resume may change the schedule (epochs) freely, and keys of the `overridable` rule
+    /// only through `--override`; the model's keys never. The corpus, named again, must be
+    /// the one the checkpoint was trained on as far as the model sees it (dimensions, task,
+    /// label names). Every change is printed.
+    static func checkResume(_ configuration: VAVLConfiguration, against stored: VAVLConfiguration, path: String,
+                            overridden: Set<String>, say: (String) -> Void) throws {
+        var refused: [String] = [], needsOverride: [String] = []
+        for (field, before, now) in configuration.changes(from: stored) {
+            let change = "\(field.key) \(before) → \(now)"
+            switch field.resume {
+            case .fixed: refused.append(change)
+            case .overridable where !overridden.contains(field.key): needsOverride.append(change)
+            case .overridable, .free: say("resume: \(change)")
+            }
+        }
+        if !refused.isEmpty {
+            throw ValidationError("\(path): the checkpoint's model cannot change on resume (from flags or the corpus): "
+                                  + refused.joined(separator: ", "))
+        }
+        if !needsOverride.isEmpty {
+            throw ValidationError("\(path): resuming keeps the checkpoint's training settings; to change them say so with "
+                                  + "--override KEY=VALUE: " + needsOverride.joined(separator: ", "))
+        }
     }
 }

@@ -41,6 +41,34 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(resolved.precision, .bf16)
     }
 
+    /// `--resume RUN` continues the checkpoint's own configuration: no model flags needed;
+    /// epochs may change; a training setting changes only through --override; the model never.
+    func testResumeTakesTheCheckpointsConfiguration() throws {
+        let run = Self.corpus.subfolder("resume-own")
+        let first = try VAVLBinary.run(["train", "--corpus", Self.corpus.path, "--out", run, "--model", "tiny", "--epochs", "1",
+                                        "--batch-size", "16", "--lr", "1e-3", "--quiet"])
+        XCTAssertEqual(first.status, 0, first.error)
+        let more = try VAVLBinary.run(["train", "--corpus", Self.corpus.path, "--out", run, "--resume", run, "--epochs", "2",
+                                       "--max-iterations", "0"])
+        XCTAssertEqual(more.status, 0, more.error)
+        XCTAssertTrue(more.output.contains("resume: epochs 1 → 2"), more.output)
+        let resolved = try Checkpoint.configuration(run + "/checkpoint-last.h5")
+        XCTAssertEqual(resolved.dim, 16, "the tiny model, not the paper preset")
+        XCTAssertEqual(resolved.learningRate, 1e-3)
+        XCTAssertEqual(resolved.epochs, 2)
+        let lr = try VAVLBinary.run(["train", "--corpus", Self.corpus.path, "--out", run, "--resume", run, "--lr", "0.5", "--quiet"])
+        XCTAssertNotEqual(lr.status, 0)
+        XCTAssertTrue(lr.error.contains("--override") && lr.error.contains("lr 0.001 → 0.5"), lr.error)
+        let overridden = try VAVLBinary.run(["train", "--corpus", Self.corpus.path, "--out", run, "--resume", run,
+                                             "--override", "lr=0.5", "--max-iterations", "0", "--quiet"])
+        XCTAssertEqual(overridden.status, 0, overridden.error)
+        XCTAssertEqual(try Checkpoint.configuration(run + "/checkpoint-last.h5").learningRate, 0.5)
+        let typo = try VAVLBinary.run(["train", "--corpus", Self.corpus.path, "--out", run, "--resume", run,
+                                       "--override", "learning_rate=0.5", "--quiet"])
+        XCTAssertNotEqual(typo.status, 0)
+        XCTAssertTrue(typo.error.contains("learning_rate") && typo.error.contains("unknown key"), typo.error)
+    }
+
     /// Values out of range, from flags or a config file, end with one line naming the flag or
     /// key, before anything is built (they crashed the release binary before the table).
     func testOutOfRangeConfigurationValuesAreClearErrors() throws {
@@ -150,7 +178,7 @@ final class CommandLineTests: XCTestCase {
         let resume = try VAVLBinary.run(["train", "--corpus", Self.corpus.path, "--out", Self.corpus.subfolder("resume-bad"),
                                          "--model", "tiny", "--dim", "24", "--heads", "4", "--resume", Self.checkpoint, "--quiet"])
         XCTAssertNotEqual(resume.status, 0)
-        XCTAssertTrue(resume.error.contains("checkpoint of another model"), resume.error)
+        XCTAssertTrue(resume.error.contains("cannot change on resume") && resume.error.contains("dim 16 → 24"), resume.error)
         // An unwritable output folder fails before training.
         let unwritable = try VAVLBinary.run(["train", "--corpus", Self.corpus.path, "--out", "/proc/vavl-run", "--model", "tiny"])
         XCTAssertNotEqual(unwritable.status, 0)

@@ -214,6 +214,30 @@ extension VAVLConfiguration {
         if let (key, problem) = problems().first { throw ConfigurationError(source: source, key: key, problem) }
     }
 
+    /// Every field whose value differs from `stored`, with both values as printed.
+    public func changes(from stored: VAVLConfiguration) -> [(field: ConfigurationField, stored: String, now: String)] {
+        Self.fields.filter { !$0.isEqual(stored, self) }.map { ($0, $0.value(in: stored), $0.value(in: self)) }
+    }
+
+    /// `self` with `key` set to `json` (a JSON value, as in a config file), checked as a
+    /// config file's key is: unknown keys and wrong types are errors naming the key.
+    public func setting(_ key: String, json: String, source: String) throws -> VAVLConfiguration {
+        guard Self.field(key) != nil else {
+            throw ConfigurationError(source: source, key: key, "unknown key (known: \(Self.fields.map(\.key).joined(separator: ", ")))")
+        }
+        var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(self)) as? [String: Any] ?? [:]
+        let value: Any
+        do {
+            value = try JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])
+        } catch {
+            value = json  // a bare word: a string value (`sampler=balanced`)
+        }
+        object[key] = value
+        let decoder = JSONDecoder()
+        decoder.userInfo[Self.sourceKey] = source
+        return try decoder.decode(VAVLConfiguration.self, from: JSONSerialization.data(withJSONObject: object))
+    }
+
     /// The fields of `fixed` rule that differ between a stored configuration and this one,
     /// as "key stored vs this" (and whether both have reconstruction heads, which α decides).
     public func incompatibilities(with stored: VAVLConfiguration) -> [String] {
