@@ -12,7 +12,7 @@ struct EvaluateCommand: ParsableCommand {
         abstract: "Score a checkpoint on a split with every head (AV, audio-only, video-only); also under mpirun.",
         discussion: "Categorical: F1-macro, F1-micro, accuracy; dimensional: CCC per attribute; sentiment: MAE (DESIGN §1, §7).")
 
-    @Option(help: "A checkpoint written by `vavl train`.") var checkpoint: String
+    @OptionGroup var checkpoint: CheckpointOption
     @OptionGroup var precision: PrecisionOption
     @Option(help: "The corpus to score.") var corpus: String
     @Option(help: "train, dev or test.") var split: Split = .test
@@ -28,7 +28,7 @@ struct EvaluateCommand: ParsableCommand {
             guard (0...100).contains(maskAudio), (0...100).contains(maskVideo) else {
                 throw ValidationError("--mask-audio and --mask-video are percentages in 0…100")
             }
-            let trained = try TrainedModel(checkpoint: Trainer.checkpointPath(checkpoint), precision: precision.value)
+            let trained = try TrainedModel(checkpoint: checkpoint.resolved(announce: Communicator.world.rank == 0), precision: precision.value)
             let corpusFile = try Corpus.open(corpus)
             let report = try EvaluationReport.evaluate(trained, corpus: corpusFile, split: split,
                                                        masking: FrameMasking(audioPercent: maskAudio, videoPercent: maskVideo, seed: maskSeed),

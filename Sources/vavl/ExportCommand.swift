@@ -9,12 +9,12 @@ struct ExportCommand: ParsableCommand {
         commandName: "export",
         abstract: "Write a checkpoint's parameters and buffers as safetensors under the canonical names.")
 
-    @Option(help: "A checkpoint written by `vavl train`.") var checkpoint: String
+    @OptionGroup var checkpoint: CheckpointOption
     @Option(help: "The .safetensors file to write.") var safetensors: String
 
     func run() throws {
         do {
-            let trained = try TrainedModel(checkpoint: Trainer.checkpointPath(checkpoint))
+            let trained = try TrainedModel(checkpoint: checkpoint.resolved())
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             let config = String(decoding: try encoder.encode(trained.configuration), as: UTF8.self)

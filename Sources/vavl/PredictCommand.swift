@@ -15,7 +15,7 @@ struct PredictCommand: ParsableCommand {
         probabilities (categorical) or attribute values on the training scale, and the head that answered.
         """)
 
-    @Option(help: "A checkpoint written by `vavl train`.") var checkpoint: String
+    @OptionGroup var checkpoint: CheckpointOption
     @OptionGroup var precision: PrecisionOption
     @Option(help: "Audio features: a .npy file or a folder of them.") var audio: String?
     @Option(help: "Video features: a .npy file or a folder of them.") var video: String?
@@ -31,7 +31,7 @@ struct PredictCommand: ParsableCommand {
     func run() throws {
         do {
             guard audio != nil || video != nil else { throw ValidationError("give --audio, --video or both") }
-            let trained = try TrainedModel(checkpoint: Trainer.checkpointPath(checkpoint), precision: precision.value)
+            let trained = try TrainedModel(checkpoint: checkpoint.resolved(), precision: precision.value)
             let config = trained.configuration
             let audioFiles = try files(audio), videoFiles = try files(video)
             var names = Set(audioFiles.keys).union(videoFiles.keys)

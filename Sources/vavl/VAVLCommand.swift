@@ -3,6 +3,7 @@ import BLAS
 import CMachine
 import HDF5
 import MPI
+import VAVLTraining
 
 @main
 struct VAVLCommand: ParsableCommand {
@@ -18,6 +19,7 @@ struct VAVLCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vavl",
         abstract: "Distributed data-parallel trainer for VAVL audio-visual emotion recognition.",
+        version: "vavl \(VAVLVersion.current)",
         subcommands: [InfoCommand.self, CorpusCommand.self, TrainCommand.self, EvaluateCommand.self, PredictCommand.self, ExportCommand.self, BenchCommand.self, SummaryCommand.self, ExperimentCommand.self, ReportCommand.self]
     )
 }

@@ -39,6 +39,21 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(resolved.sampler, "balanced")  // from the file: flags the user did not type do not override it
         XCTAssertEqual(resolved.batchnorm, "local")
         XCTAssertEqual(resolved.precision, .bf16)
+        // The run's resolved configuration, as a config file that reads back to the same.
+        let written = try JSONDecoder().decode(VAVLConfiguration.self, from: Data(contentsOf: URL(fileURLWithPath: folder + "/run/config.json")))
+        XCTAssertEqual(written, resolved)
+    }
+
+    /// A run folder means its selected model; `--which last` the last epoch's; the file used
+    /// is named.
+    func testRunFolderMeansTheSelectedModel() throws {
+        let folder = (Self.checkpoint as NSString).deletingLastPathComponent
+        XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/checkpoint-best.h5"))
+        for (which, expected) in [([String](), "checkpoint-best.h5"), (["--which", "last"], "checkpoint-last.h5")] {
+            let result = try VAVLBinary.run(["evaluate", "--checkpoint", folder, "--corpus", Self.corpus.path] + which)
+            XCTAssertEqual(result.status, 0, result.error)
+            XCTAssertTrue(result.error.contains("checkpoint: \(folder)/\(expected)"), result.error)
+        }
     }
 
     /// `--resume RUN` continues the checkpoint's own configuration: no model flags needed;

@@ -117,13 +117,22 @@ public final class Trainer {
         return algorithm
     }
 
-    /// A run folder resolves to its last checkpoint.
-    public static func checkpointPath(_ path: String) -> String {
+    /// Which checkpoint of a run folder a command means.
+    public enum CheckpointChoice: String, CaseIterable, Sendable {
+        /// The selected epoch's (`checkpoint-best.h5`), or the last where the run selected
+        /// none (no development split).
+        case best
+        /// The last epoch's (`checkpoint-last.h5`): what a resume continues from.
+        case last
+    }
+
+    /// A checkpoint file as it is; a run folder resolves to its `which` checkpoint.
+    public static func checkpointPath(_ path: String, which: CheckpointChoice = .last) -> String {
         var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-            return (path as NSString).appendingPathComponent("checkpoint-last.h5")
-        }
-        return path
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else { return path }
+        let best = (path as NSString).appendingPathComponent("checkpoint-best.h5")
+        if which == .best, FileManager.default.fileExists(atPath: best) { return best }
+        return (path as NSString).appendingPathComponent("checkpoint-last.h5")
     }
 
     public static func check(_ config: VAVLConfiguration, against corpus: Corpus) throws {
@@ -175,6 +184,7 @@ public final class Trainer {
         let perEpoch = planner.batchesPerEpoch
         let maximum = options.maxIterations ?? Int.max
         log.start(configuration: configuration, options: options, planner: planner, corpus: corpus, worldSize: communicator.size)
+        writeResolvedConfiguration()
         if state.iteration >= maximum || perEpoch == 0 {
             finish()
             return state
@@ -260,6 +270,18 @@ public final class Trainer {
         log.finish(state: state)
         // No rank leaves before rank 0 has written: a job that ends is a job whose files exist.
         communicator.waitForAllRanks("final barrier")
+    }
+
+    /// The configuration this run trains with, as a config file (`--config DIR/config.json`
+    /// starts a run like it); rank 0 writes it, atomically.
+    private func writeResolvedConfiguration() {
+        guard communicator.rank == 0 else { return }
+        let path = (options.outputDirectory as NSString).appendingPathComponent("config.json")
+        communicator.abortOnError("writing \(path)") {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(configuration).write(to: URL(fileURLWithPath: path), options: .atomic)
+        }
     }
 
     /// Rank 0 writes; a failure brings the whole job down.

@@ -46,7 +46,7 @@ struct RobustnessCommand: ParsableCommand {
         MAE (sentiment). Writes DIR/robustness-MODALITY.{json,svg,txt}.
         """)
 
-    @Option(help: "A checkpoint written by `vavl train` (or its run folder).") var checkpoint: String
+    @OptionGroup var checkpoint: CheckpointOption
     @OptionGroup var precision: PrecisionOption
     @Option(help: "The corpus to score.") var corpus: String
     @Option(help: "train, dev or test.") var split: Split = .test
@@ -77,7 +77,7 @@ struct RobustnessCommand: ParsableCommand {
         let say = rankZeroPrinter(world)
         world.abortOnError {
             let levels = try self.levels
-            let trained = try TrainedModel(checkpoint: Trainer.checkpointPath(checkpoint), precision: precision.value)
+            let trained = try TrainedModel(checkpoint: checkpoint.resolved(announce: Communicator.world.rank == 0), precision: precision.value)
             let corpusFile = try Corpus.open(corpus)
             let splits = try partition.map { try SplitAssignment(partitionFile: $0, corpus: corpusFile) }
             let sweep = try RobustnessSweep.run(trained, corpus: corpusFile, split: split, modality: modality, seed: seed,
@@ -110,7 +110,7 @@ struct EmbeddingCommand: ParsableCommand {
         pairs (r_a and r_v of different utterances) as a yardstick.
         """)
 
-    @Option(help: "A checkpoint written by `vavl train` (or its run folder).") var checkpoint: String
+    @OptionGroup var checkpoint: CheckpointOption
     @OptionGroup var precision: PrecisionOption
     @Option(help: "The corpus to analyse.") var corpus: String
     @Option(help: "train, dev or test.") var split: Split = .test
@@ -120,7 +120,7 @@ struct EmbeddingCommand: ParsableCommand {
     func run() throws {
         let world = Communicator.world
         world.abortOnError {
-            let trained = try TrainedModel(checkpoint: Trainer.checkpointPath(checkpoint), precision: precision.value)
+            let trained = try TrainedModel(checkpoint: checkpoint.resolved(announce: Communicator.world.rank == 0), precision: precision.value)
             let corpusFile = try Corpus.open(corpus)
             let splits = try partition.map { try SplitAssignment(partitionFile: $0, corpus: corpusFile) }
             let analysis = try EmbeddingAnalysis.run(trained, corpus: corpusFile, split: split, communicator: world, splits: splits)
