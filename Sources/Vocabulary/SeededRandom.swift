@@ -10,7 +10,7 @@ import Darwin
 
 /// SplitMix64's output function (Steele, Lea & Flood 2014): a bijective 64-bit mix, used to
 /// seed streams and as the counter-based generator behind dropout masks.
-@inline(__always)
+@inlinable @inline(__always)
 public func mix64(_ value: UInt64) -> UInt64 {
     var z = value &+ 0x9E37_79B9_7F4A_7C15
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
