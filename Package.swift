@@ -98,7 +98,7 @@ let package = Package(
                 swiftSettings: checked),
 
         // MARK: - Training: sampler, loader, the training loop, checkpoints, evaluation
-        .target(name: "VAVLTraining", dependencies: ["VAVLCore", "VAVLData", "VAVLDistributed", "MPI", "HDF5"],
+        .target(name: "VAVLTraining", dependencies: ["VAVLCore", "VAVLData", "VAVLDistributed", "MPI", "HDF5", "CMachine"],
                 path: "Sources/Training", swiftSettings: checked),
 
         // MARK: - Experiments: the paper's studies (robustness, embeddings, ablations, repeated

@@ -246,6 +246,50 @@ cluster_test_killed_rank() {
   cluster_resume "$name" "$run"
 }
 
+# A graceful stop: SIGUSR1 to mpirun (as Slurm sends it before a time limit) reaches the
+# ranks, which stop after the same iteration with checkpoint-last.h5 written there and exit 85
+# ("stopped, resume me"); --resume then ends with the uninterrupted run's parameters. The
+# second run asks only rank 1 to stop (VAVL_TEST_STOP_AT): both ranks must still stop after
+# the same iteration, which the exact match after resuming shows.
+cluster_test_stop_signal() {
+  local name="SIGUSR1 mid-epoch" run="$cluster_work/signalled" stopped
+  cluster_timer
+  cluster_start "$name" "${mpirun_cmd[@]}" -np 2 "$cluster_bin/vavl" "${cluster_train[@]}" --out "$run"
+  local job=$cluster_job
+  cluster_wait_until 90 "$job" cluster_at_least "$run" $(( cluster_per_epoch + 1 )) || cluster_fail "$name" "the job did not reach epoch 1" "$cluster_log"
+  cluster_freeze "$job"
+  kill -USR1 "$job"
+  cluster_thaw "$job"
+  cluster_wait_job "$job" 30
+  [ "$cluster_status" -eq 85 ] || cluster_fail "$name" "exit $cluster_status, expected 85 (stopped to be resumed)" "$cluster_log"
+  stopped=$(grep -m1 -o 'stopped by a signal after iteration [0-9]*' "$cluster_log" | grep -o '[0-9]*$') \
+    || cluster_fail "$name" "no stop message" "$cluster_log"
+  echo "ok  $name ($(cluster_elapsed)s): every rank stopped after iteration $stopped, exit 85"
+  cluster_resume_exactly "$name" "$run"
+
+  name="stop asked of rank 1 only"
+  run="$cluster_work/stop-rank1"
+  cluster_timer
+  VAVL_TEST_STOP_AT=$(( cluster_per_epoch + 3 )):1 cluster_run "$name" 120 "${mpirun_cmd[@]}" -np 2 "$cluster_bin/vavl" \
+    "${cluster_train[@]}" --out "$run" || true
+  [ "$cluster_status" -eq 85 ] || cluster_fail "$name" "exit $cluster_status, expected 85" "$cluster_log"
+  grep -q "stopped by a signal after iteration $(( cluster_per_epoch + 4 ))" "$cluster_log" \
+    || cluster_fail "$name" "did not stop after iteration $(( cluster_per_epoch + 4 ))" "$cluster_log"
+  echo "ok  $name ($(cluster_elapsed)s): both ranks stopped after iteration $(( cluster_per_epoch + 4 )), exit 85"
+  cluster_resume_exactly "$name" "$run"
+}
+
+# cluster_resume_exactly NAME RUN: --resume RUN (from wherever it stopped) finishes the run and
+# matches the reference bit for bit.
+cluster_resume_exactly() {
+  local name="$1, then --resume" run=$2 same
+  cluster_timer
+  cluster_run "$name" 120 "${mpirun_cmd[@]}" -np 2 "$cluster_bin/vavl" "${cluster_train[@]}" --out "$run" --resume "$run" \
+    || cluster_fail "$name" "the resumed run failed (exit $cluster_status)" "$cluster_log"
+  same=$(cluster_same "$name" "$cluster_reference" "$run/checkpoint-last.h5")
+  echo "ok  $name ($(cluster_elapsed)s): $(grep -m1 -o 'resuming from .*batch [0-9]* of the epoch' "$cluster_log" | sed 's/resuming from [^:]*: //'); vs the uninterrupted run: $same"
+}
+
 # cluster_resume NAME RUN: --resume RUN finishes the run and matches the reference.
 cluster_resume() {
   local name="$1, then --resume" run=$2 same
@@ -341,7 +385,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   cd "$cluster_repository"
   cluster_prepare "$(swift build --show-bin-path)"
   tests=("$@")
-  [ ${#tests[@]} -gt 0 ] || tests=(simulated_hosts stall killed_rank checkpoint_crash output_folder)
+  [ ${#tests[@]} -gt 0 ] || tests=(simulated_hosts stall killed_rank stop_signal checkpoint_crash output_folder)
   for test in "${tests[@]}"; do "cluster_test_$test"; done
   if [ ${#cluster_skipped[@]} -gt 0 ]; then echo "cluster tests: passed, SKIPPED: ${cluster_skipped[*]}"; else echo "cluster tests: all passed"; fi
 fi

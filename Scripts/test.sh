@@ -67,6 +67,7 @@ cluster_prepare "$bin"          # a small corpus and the uninterrupted one-host 
 cluster_test_simulated_hosts    # two hosts as network namespaces, TCP only: the reference's parameters (SKIPPED without namespaces)
 cluster_test_stall              # a rank sleeping in a step; a rank frozen by SIGSTOP: the watchdog ends the job (exit 75)
 cluster_test_killed_rank        # kill -9 of rank 1 mid-epoch: down within 30 s; --resume: the reference's parameters
+cluster_test_stop_signal        # SIGUSR1 mid-epoch (and a stop asked of one rank): exit 85 at one iteration; --resume: the reference's
 cluster_test_checkpoint_crash   # rank 0 dies half-way through a checkpoint: the previous loads; --resume: the reference's
 cluster_test_output_folder      # /proc/forbidden, a read-only and a full file system: a clear error before training
 cluster_cleanup

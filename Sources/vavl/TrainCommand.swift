@@ -1,5 +1,6 @@
 import ArgumentParser
 import BLAS
+import CMachine
 import Foundation
 import MPI
 import VAVLCore
@@ -14,6 +15,8 @@ struct TrainCommand: ParsableCommand {
         The global batch (--batch-size) is split over the ranks; the update equals one process's \
         on the same global batch (synchronised BatchNorm, global loss normalisation). Rank 0 \
         writes DIR/checkpoint-{last,best,epoch-NNN}.h5 and DIR/metrics.jsonl.
+
+        SIGUSR1 (Slurm's --signal before a time limit or preemption), SIGTERM and Ctrl-C stop         every rank after the same iteration, with checkpoint-last.h5 written there, and exit         with status 85 ("stopped, resume me": continue with --resume DIR). A second Ctrl-C         ends the process at once. --checkpoint-every N also bounds what a hard kill loses.
         """)
 
     @Option(help: "The corpus (HDF5, DESIGN §5).") var corpus: String
@@ -25,11 +28,14 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let world = Communicator.world
-        world.abortOnError {
+        let stopped = world.abortOnError { () -> Bool in
             let (configuration, options) = try resolve(world)
             let trainer = try Trainer(configuration: configuration, options: options, communicator: world)
+            vavl_install_stop_signals()
             trainer.run()
+            return trainer.stoppedToResume
         }
+        if stopped { throw ExitCode(Trainer.stoppedToResumeStatus) }
     }
 
     func resolve(_ world: Communicator) throws -> (VAVLConfiguration, TrainingOptions) {

@@ -21,6 +21,8 @@ struct TrainingFlags: ParsableArguments {
     @Option(help: "Dimensional label columns to flip (lo + hi − y) before scaling, e.g. EmoAct.") var flipLabels: String?
     @Option(help: "A partition file in the authors' CSV layout (FileName, …, Split_Set) reassigning the corpus's splits.") var partition: String?
     @Option(help: "Epoch checkpoints to keep besides best and last.") var keep = 3
+    @Option(help: "Also write checkpoint-last.h5 every N iterations (0: at epoch ends only); bounds what a hard kill loses.")
+    var checkpointEvery = 0
     @Option(help: "Floats per gradient allreduce bucket.") var bucketSize = 4 << 20
     @Option(help: "Compute threads per rank (default: cores ÷ ranks on this host).") var threads: Int?
     @Option(help: "Abort the job when a step takes this many times the recent median step (0 = no stall watchdog).") var stallFactor = 10.0
@@ -106,10 +108,11 @@ struct TrainingFlags: ParsableArguments {
         options.resume = resume
         options.partitionFile = partition
         options.keepCheckpoints = keep
+        options.checkpointEvery = checkpointEvery
         options.bucketSize = bucketSize
         options.evaluateEachEpoch = !noEvaluation
         options.quiet = quiet
-        guard keep >= 0, bucketSize >= 1024, bucketSize <= 1 << 30, logEvery >= 1, lengthBuckets >= 0,
+        guard keep >= 0, checkpointEvery >= 0, bucketSize >= 1024, bucketSize <= 1 << 30, logEvery >= 1, lengthBuckets >= 0,
               (threads ?? 1) >= 1, (threads ?? 1) <= 1024, (maxIterations ?? 0) >= 0 else {
             throw ValidationError("--keep ≥ 0, --bucket-size 1024…2³⁰ floats, --log-every ≥ 1, --length-buckets ≥ 0, "
                                   + "--threads 1…1024 and --max-iterations ≥ 0 are required")

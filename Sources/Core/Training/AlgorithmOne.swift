@@ -29,6 +29,8 @@ public final class AlgorithmOne {
     public var nonFinitePolicy: NonFinitePolicy = .abort
     /// Phase updates skipped under ``NonFinitePolicy/skip``.
     public private(set) var skippedUpdates = 0
+    /// A stop request riding on the phases' loss sums (``StopAgreement``).
+    public let stop = StopAgreement()
     private let predictionGradient = Matrix()
     private let reconstructionGradient = Matrix()
     private let representationGradient = Matrix()
@@ -112,7 +114,9 @@ public final class AlgorithmOne {
             collectives.gradientsReady(range, of: model.store)
         }
         var shares = [prediction, reconstruction]
+        stop.append(to: &shares)
         collectives.sum(&shares)
+        stop.read(from: &shares)
         return PhaseLoss(prediction: shares[0], reconstruction: shares[1], total: shares[0] + alpha * shares[1],
                          count: globalCount)
     }
@@ -133,7 +137,9 @@ public final class AlgorithmOne {
         let loss = predictionLoss(predictions, batch.labels(of: audio.utterances), globalCount: globalCount)
         head.backward(predictionGradient, context, needsInputGradient: false)
         var shares = [loss]
+        stop.append(to: &shares)
         collectives.sum(&shares)
+        stop.read(from: &shares)
         return PhaseLoss(prediction: shares[0], reconstruction: 0, total: shares[0], count: globalCount)
     }
 }

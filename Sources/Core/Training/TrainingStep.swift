@@ -24,9 +24,31 @@ public protocol TrainingStep: AnyObject {
     var nonFinitePolicy: NonFinitePolicy { get set }
     /// Updates skipped under ``NonFinitePolicy/skip``.
     var skippedUpdates: Int { get }
+    /// A stop request (a signal on any rank) carried by the step's own loss sums.
+    var stop: StopAgreement { get }
     /// Runs the step on this rank's share; returns the losses of the phases that ran,
     /// summed over ranks.
     func iterate(_ batch: TrainingBatch, counts: PhaseCounts, iteration: Int) throws -> [Phase: PhaseLoss]
+}
+
+/// A request to stop (SIGUSR1 before a Slurm time limit, SIGTERM, Ctrl-C) that travels
+/// with the loss shares every phase already sums over the ranks: each rank appends 1 if it
+/// was asked to stop, 0 otherwise, and reads the sum back. So every rank learns of a request
+/// on any rank in the same iteration, from the same sums — no extra collective, and no way
+/// for ranks to disagree about where training stops.
+public final class StopAgreement {
+    /// Whether this rank has been asked to stop (read once per phase).
+    public var isRequestedLocally: () -> Bool = { false }
+    /// Whether some rank asked, as of the sums read so far (the same on every rank).
+    public private(set) var agreed = false
+
+    public init() {}
+
+    func append(to shares: inout [Double]) { shares.append(isRequestedLocally() ? 1 : 0) }
+
+    func read(from shares: inout [Double]) {
+        if shares.removeLast() > 0 { agreed = true }
+    }
 }
 
 extension AlgorithmOne: TrainingStep {
@@ -46,6 +68,7 @@ public final class UnimodalStep: TrainingStep {
     public var nonFinitePolicy: NonFinitePolicy = .abort
     public private(set) var skippedUpdates = 0
     public var trainedModel: TrainableModel { model }
+    public let stop = StopAgreement()
     private let gradient = Matrix()
 
     public init(model: UnimodalBaseline, collectives: Collectives = LocalCollectives(), seed: UInt64? = nil) {
@@ -74,7 +97,9 @@ public final class UnimodalStep: TrainingStep {
         var shares = [PredictionLoss.compute(model.configuration, predictions: predictions, labels: batch.labels(of: input.utterances),
                                              globalCount: globalCount, collectives: collectives, gradient: gradient)]
         model.backward(gradient, context)
+        stop.append(to: &shares)
         collectives.sum(&shares)
+        stop.read(from: &shares)
         let loss = PhaseLoss(prediction: shares[0], reconstruction: 0, total: shares[0], count: globalCount)
         if !loss.total.isFinite {
             if nonFinitePolicy == .abort { throw NonFiniteLoss(phase: phase, iteration: iteration, value: loss.total) }

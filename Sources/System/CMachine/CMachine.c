@@ -3,6 +3,8 @@
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
+#include <string.h>
 #include "CMachine.h"
 
 const char *vavl_best_openblas_core(void) {
@@ -45,3 +47,26 @@ int vavl_keep_freed_heap_memory(void) {
     if (!mallopt(M_TRIM_THRESHOLD, 1 << 30)) return 0;
     return 1;
 }
+
+// MARK: - Stop signals
+
+static volatile sig_atomic_t stop_signal = 0;
+
+static void record_stop(int signal) {
+    if (stop_signal == 0) stop_signal = signal;
+}
+
+void vavl_install_stop_signals(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = record_stop;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART | SA_RESETHAND;
+    sigaction(SIGUSR1, &action, NULL);
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGINT, &action, NULL);
+}
+
+int vavl_stop_signal(void) { return stop_signal; }
+
+void vavl_request_stop(int signal) { record_stop(signal); }

@@ -1,3 +1,4 @@
+import CMachine
 import Foundation
 import MPI
 import VAVLCore
@@ -30,6 +31,11 @@ public final class Trainer {
     public let planner: BatchPlanner
     public private(set) var normalization: Normalization
     public private(set) var state = TrainingState()
+    /// Exit status of a run stopped by a signal at an iteration boundary, with
+    /// `checkpoint-last.h5` written there: "stopped, resume me" (the Slurm script requeues on it).
+    public static let stoppedToResumeStatus: Int32 = 85
+    /// Whether `run()` ended on a stop request (`stoppedToResumeStatus`).
+    public private(set) var stoppedToResume = false
     /// The split of every corpus row (the corpus's, or a partition file's).
     public let splits: SplitAssignment
     public let loader: BatchLoader
@@ -64,6 +70,7 @@ public final class Trainer {
         }
         step.synchronizedBatchNorm = options.synchronizedBatchNorm
         step.nonFinitePolicy = options.nonFinitePolicy
+        step.stop.isRequestedLocally = { vavl_stop_signal() != 0 }
         let assignment = try options.partitionFile.map { try SplitAssignment(partitionFile: $0, corpus: corpus) }
             ?? SplitAssignment(corpus: corpus)
         self.splits = assignment
@@ -205,12 +212,12 @@ public final class Trainer {
                                       settings: .init(factor: options.stallFactor, minimumSeconds: options.stallMinimumSeconds))
         defer { watchdog?.stop() }
         while state.epoch < configuration.epochs && state.iteration < maximum {
-            let step = state.samplerPosition
-            watchdog?.beginStep("step \(step + 1)/\(perEpoch) of epoch \(state.epoch) (iteration \(state.iteration))", afterPause: step == 0)
-            let globalBatch = planner.batch(epoch: state.epoch, step: step)
-            let batch = communicator.abortOnError("reading batch \(step) of epoch \(state.epoch)") { try prefetcher.take() }
+            let batchIndex = state.samplerPosition
+            watchdog?.beginStep("step \(batchIndex + 1)/\(perEpoch) of epoch \(state.epoch) (iteration \(state.iteration))", afterPause: batchIndex == 0)
+            let globalBatch = planner.batch(epoch: state.epoch, step: batchIndex)
+            let batch = communicator.abortOnError("reading batch \(batchIndex) of epoch \(state.epoch)") { try prefetcher.take() }
             // Start reading the next batch before computing this one.
-            let next = step + 1 < perEpoch ? (state.epoch, step + 1) : (state.epoch + 1, 0)
+            let next = batchIndex + 1 < perEpoch ? (state.epoch, batchIndex + 1) : (state.epoch + 1, 0)
             if state.iteration + 1 < maximum { schedule(next.0, next.1) }
             if !options.synchronizedBatchNorm && communicator.size > 1 {
                 // DDP's broadcast_buffers: everyone starts the iteration with rank 0's running statistics.
@@ -218,9 +225,10 @@ public final class Trainer {
                 ReplicaSynchronization.broadcastBuffersFromRankZero(store, communicator)
             }
             CurrentOperation.set("iteration \(state.iteration): computing Algorithm 1")  // Watchdog; collectives relabel
+            StopInjection.raiseIfDue(iteration: state.iteration, rank: rank)  // tests only (VAVL_TEST_STOP_AT)
             let started = DispatchTimeCounter.now()
             let losses = communicator.abortOnError("iteration \(state.iteration)") {
-                try self.step.iterate(batch, counts: globalBatch.counts, iteration: state.iteration)
+                try step.iterate(batch, counts: globalBatch.counts, iteration: state.iteration)
             }
             let seconds = DispatchTimeCounter.seconds(since: started)
             epochLosses.add(losses, utterances: globalBatch.rows.count)
@@ -229,6 +237,17 @@ public final class Trainer {
             log.iteration(state: state, perEpoch: perEpoch, losses: losses, seconds: seconds, batch: globalBatch,
                           every: options.logEvery, live: options.liveProgress)
             watchdog?.endStep()
+            if step.stop.agreed {
+                // Every rank saw the request in this iteration's sums: stop here, together.
+                if state.samplerPosition == perEpoch { endEpoch(losses: epochLosses, seconds: DispatchTimeCounter.seconds(since: epochTimer)) }
+                log.say("stopped by a signal after iteration \(state.iteration) (epoch \(state.epoch), batch \(state.samplerPosition)); "
+                        + "checkpoint-last.h5 holds this point: continue with --resume")
+                stoppedToResume = true
+                break
+            }
+            if options.checkpointEvery > 0 && state.iteration % options.checkpointEvery == 0 && state.samplerPosition < perEpoch {
+                writeCheckpoint("checkpoint-last.h5")
+            }
             if state.samplerPosition == perEpoch {
                 let epochSeconds = DispatchTimeCounter.seconds(since: epochTimer)
                 watchdog?.beginEpochEnd("the end of epoch \(state.epoch) (development evaluation, checkpoints)")
@@ -354,5 +373,19 @@ struct LossAccumulator {
     func mean(_ phase: Phase) -> Double? {
         guard let count = counts[phase], count > 0 else { return nil }
         return sums[phase]! / Double(count)
+    }
+}
+
+/// Test hook: `VAVL_TEST_STOP_AT=ITERATION:RANK` makes that rank request a stop (as SIGUSR1
+/// would) just before that iteration, so a test can stop a job at a known point on one rank.
+enum StopInjection {
+    static let target: (iteration: Int, rank: Int)? = {
+        guard let text = ProcessInfo.processInfo.environment["VAVL_TEST_STOP_AT"] else { return nil }
+        let parts = text.split(separator: ":").compactMap { Int($0) }
+        return parts.count == 2 ? (parts[0], parts[1]) : nil
+    }()
+
+    static func raiseIfDue(iteration: Int, rank: Int) {
+        if let target, target.iteration == iteration, target.rank == rank { vavl_request_stop(SIGUSR1) }
     }
 }

@@ -32,6 +32,9 @@ public struct TrainingOptions: Sendable {
     /// max(stallMinimumSeconds, stallFactor × the recent median step); factor 0 disables it.
     public var stallFactor = 10.0
     public var stallMinimumSeconds = 60.0
+    /// Also write `checkpoint-last.h5` every this many iterations (0: at epoch ends only), so a
+    /// hard kill loses at most that much work.
+    public var checkpointEvery = 0
 
     public init(corpusPath: String, outputDirectory: String) {
         self.corpusPath = corpusPath

@@ -26,4 +26,14 @@ const char *vavl_sgemm_library(void);
 // ones in. Returns 1 if applied, 0 if the user set glibc's malloc parameters (left alone).
 int vavl_keep_freed_heap_memory(void);
 
+// MARK: - Stop signals
+/// Installs handlers for SIGUSR1 (Slurm's `--signal` before a time limit or preemption),
+/// SIGTERM and SIGINT that only record the request (a second signal of the same kind acts
+/// as if no handler were installed: a second Ctrl-C ends the process at once).
+void vavl_install_stop_signals(void);
+/// The signal number of the first stop request so far, or 0.
+int vavl_stop_signal(void);
+/// Records a stop request as if `signal` had arrived (tests).
+void vavl_request_stop(int signal);
+
 #endif
