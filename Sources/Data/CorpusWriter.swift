@@ -44,7 +44,7 @@ public struct CorpusDescription: Codable, Equatable, Sendable {
 /// stored as `/audio/train_mean`, `/audio/train_std` (float64, with the frame count in the
 /// group attribute `train_frames`), likewise for video.
 ///
-/// Everything goes to a hidden temporary file next to the output (`.NAME.partial-PID-N`),
+/// Everything goes to a hidden temporary file next to the output (`.NAME.partial-PID-RANDOM`, created exclusively: see `SafeFiles`),
 /// renamed to the output path by ``finish()`` after a flush and `fsync`. Any error in
 /// ``append(id:speaker:split:labels:audio:video:)`` or ``finish()``, a ``cancel()``, or
 /// releasing the writer unfinished removes the temporary file, so a failed write leaves
@@ -83,9 +83,8 @@ public final class CorpusWriter {
                 storeStatistics: Bool = true) throws {
         self.path = path
         self.description = description
-        let url = URL(fileURLWithPath: path)
-        let temporaryPath = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).partial-\(getpid())-\(CorpusWriter.nextSerial())").path
+        try SafeFiles.requireReplaceable(path)
+        let temporaryPath = try SafeFiles.createTemporary(for: path, hidden: true)
         self.temporaryPath = temporaryPath
         func fail(_ problem: String) -> CorpusError { CorpusError(file: path, problem) }
         guard !description.labelNames.isEmpty else { throw fail("a corpus needs at least one label column") }
@@ -335,13 +334,6 @@ public final class CorpusWriter {
     // MARK: - Interrupts
 
     private static let serialLock = NSLock()
-    nonisolated(unsafe) private static var serial = 0
-
-    private static func nextSerial() -> Int {
-        serialLock.lock(); defer { serialLock.unlock() }
-        serial += 1
-        return serial
-    }
 
     private static func register(_ path: String) {
         serialLock.lock(); defer { serialLock.unlock() }

@@ -45,14 +45,30 @@ struct TrainCommand: ParsableCommand {
 }
 
 /// The output folder must exist and take a file before any training starts, so a full disk
-/// or a read-only path fails in seconds, not after the first epoch.
+/// or a read-only path fails in seconds, not after the first epoch. It belongs to one
+/// training at a time (a lock held for the whole run), and a folder that already holds a run
+/// is continued with --resume or replaced with --overwrite, never silently mixed.
 enum OutputFolder {
-    static func prepare(_ path: String, rank: Int) throws {
+    /// The lock files' descriptors, held (and so the locks) until the process ends.
+    nonisolated(unsafe) private static var held: [Int32] = []
+
+    static func prepare(_ path: String, rank: Int, resuming: Bool = false, overwrite: Bool = false) throws {
         guard rank == 0 else { return }
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
             throw ValidationError("cannot create the output folder \(path): \(error.localizedDescription)")
+        }
+        try lock(path)
+        let last = (path as NSString).appendingPathComponent("checkpoint-last.h5")
+        if FileManager.default.fileExists(atPath: last) && !resuming {
+            guard overwrite else {
+                throw ValidationError("\(path) already holds a run (checkpoint-last.h5): continue it with --resume \(path), or replace it with --overwrite")
+            }
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+            for name in names where (name.hasPrefix("checkpoint-") && name.hasSuffix(".h5")) || name == "metrics.jsonl" || name == "config.json" {
+                try? FileManager.default.removeItem(atPath: (path as NSString).appendingPathComponent(name))
+            }
         }
         let probe = (path as NSString).appendingPathComponent(".write-probe-\(getpid())")
         let bytes = Data(repeating: 0, count: 1 << 20)
@@ -60,5 +76,24 @@ enum OutputFolder {
             throw ValidationError("the output folder \(path) is not writable (or the disk is full)")
         }
         try? FileManager.default.removeItem(atPath: probe)
+    }
+
+    /// `flock` on DIR/.vavl-lock for the rest of the process; another process holding it
+    /// (a second training on the same folder) is an error naming it.
+    private static func lock(_ path: String) throws {
+        let lockPath = (path as NSString).appendingPathComponent(".vavl-lock")
+        let descriptor = open(lockPath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw ValidationError("cannot open the lock file \(lockPath): \(String(cString: strerror(errno)))")
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            let holder = (try? String(contentsOfFile: lockPath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            close(descriptor)
+            throw ValidationError("\(path) is in use by another training run" + (holder.isEmpty ? "" : " (\(holder))"))
+        }
+        let holder = "pid \(getpid()) on \(ProcessInfo.processInfo.hostName)\n"
+        _ = ftruncate(descriptor, 0)
+        _ = holder.withCString { write(descriptor, $0, strlen($0)) }
+        held.append(descriptor)
     }
 }

@@ -21,6 +21,8 @@ struct TrainingFlags: ParsableArguments {
     @Option(help: "Dimensional label columns to flip (lo + hi − y) before scaling, e.g. EmoAct.") var flipLabels: String?
     @Option(help: "A partition file in the authors' CSV layout (FileName, …, Split_Set) reassigning the corpus's splits.") var partition: String?
     @Option(help: "Epoch checkpoints to keep besides best and last.") var keep = 3
+    @Flag(help: "Start a new run in an output folder that already holds one (its checkpoints and metrics are removed).")
+    var overwrite = false
     @Option(help: "Also write checkpoint-last.h5 every N iterations (0: at epoch ends only); bounds what a hard kill loses.")
     var checkpointEvery = 0
     @Option(help: "Floats per gradient allreduce bucket.") var bucketSize = 4 << 20
@@ -124,7 +126,7 @@ struct TrainingFlags: ParsableArguments {
         options.stallMinimumSeconds = stallMinimumSeconds
         options.liveProgress = liveProgress
         options.logEvery = logEvery
-        try OutputFolder.prepare(out, rank: world.rank)
+        try OutputFolder.prepare(out, rank: world.rank, resuming: resume != nil, overwrite: overwrite)
         return (configuration, options)
     }
 

@@ -63,12 +63,22 @@ final class CheckpointTests: XCTestCase {
         trainer.run()
         let path = options.outputDirectory + "/checkpoint-last.h5"
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
-        // Block the temporary file's name with a folder: the write fails after starting.
-        let blocker = path + ".partial-\(getpid())"
-        try FileManager.default.createDirectory(atPath: blocker, withIntermediateDirectories: false)
+        // The write fails after the temporary file is written, before it replaces the checkpoint.
+        Checkpoint.failBeforeReplacingForTesting = "a test's failure"
+        defer { Checkpoint.failBeforeReplacingForTesting = nil }
         XCTAssertThrowsError(try Checkpoint.write(path, model: trainer.model, optimizer: trainer.algorithm.optimizer,
                                                   normalization: trainer.normalization, state: trainer.state))
-        try FileManager.default.removeItem(atPath: blocker)
+        Checkpoint.failBeforeReplacingForTesting = nil
+        // A symbolic link planted where the checkpoint goes is refused, not written through.
+        let elsewhere = options.outputDirectory + "/elsewhere.h5"
+        try Data("keep".utf8).write(to: URL(fileURLWithPath: elsewhere))
+        let linked = options.outputDirectory + "/checkpoint-linked.h5"
+        try FileManager.default.createSymbolicLink(atPath: linked, withDestinationPath: elsewhere)
+        XCTAssertThrowsError(try Checkpoint.write(linked, model: trainer.model, optimizer: trainer.algorithm.optimizer,
+                                                  normalization: trainer.normalization, state: trainer.state)) {
+            XCTAssertTrue("\($0)".contains("not a regular file"), "\($0)")
+        }
+        XCTAssertEqual(try String(contentsOfFile: elsewhere, encoding: .utf8), "keep")
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before)
         XCTAssertNoThrow(try TrainedModel(checkpoint: path))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: options.outputDirectory).filter { $0.contains("partial") }, [])

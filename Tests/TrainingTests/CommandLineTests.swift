@@ -44,6 +44,38 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(written, resolved)
     }
 
+    /// A run folder belongs to one training at a time, and a folder that holds a run is
+    /// continued (--resume) or replaced (--overwrite), never silently overwritten; a planted
+    /// link in place of metrics.jsonl is refused, not written through.
+    func testRunFolderIsLockedAndNeverSilentlyOverwritten() throws {
+        let run = Self.corpus.subfolder("folder-rules")
+        let train = ["train", "--corpus", Self.corpus.path, "--out", run, "--model", "tiny", "--max-iterations", "1", "--quiet"]
+        XCTAssertEqual(try VAVLBinary.run(train).status, 0)
+        let again = try VAVLBinary.run(train)
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.error.contains("already holds a run") && again.error.contains("--overwrite"), again.error)
+        let replaced = try VAVLBinary.run(train + ["--overwrite"])
+        XCTAssertEqual(replaced.status, 0, replaced.error)
+        // Another process holds the folder's lock: a second training stops at once, naming it.
+        let descriptor = open(run + "/.vavl-lock", O_RDWR)
+        XCTAssertGreaterThanOrEqual(descriptor, 0)
+        XCTAssertEqual(flock(descriptor, LOCK_EX | LOCK_NB), 0)
+        let locked = try VAVLBinary.run(train + ["--overwrite"])
+        close(descriptor)
+        XCTAssertNotEqual(locked.status, 0)
+        XCTAssertTrue(locked.error.contains("in use by another training run"), locked.error)
+        // metrics.jsonl planted as a link to a file outside the run: refused, the file untouched.
+        let linked = Self.corpus.subfolder("planted")
+        let outside = Self.corpus.folder + "/outside.txt"
+        try Data("untouched".utf8).write(to: URL(fileURLWithPath: outside))
+        try FileManager.default.createSymbolicLink(atPath: linked + "/metrics.jsonl", withDestinationPath: outside)
+        let planted = try VAVLBinary.run(["train", "--corpus", Self.corpus.path, "--out", linked, "--model", "tiny",
+                                          "--max-iterations", "1", "--quiet"])
+        XCTAssertNotEqual(planted.status, 0)
+        XCTAssertTrue(planted.error.contains("symbolic link"), planted.error)
+        XCTAssertEqual(try String(contentsOfFile: outside, encoding: .utf8), "untouched")
+    }
+
     /// A run folder means its selected model; `--which last` the last epoch's; the file used
     /// is named.
     func testRunFolderMeansTheSelectedModel() throws {

@@ -28,17 +28,22 @@ public struct TrainingState: Codable, Equatable, Sendable {
 public enum Checkpoint {
     public static let format = "vavl-checkpoint"
     public static let version: Int64 = 1
+    /// Tests: a write fails with this problem after the temporary file is written, before it
+    /// replaces the checkpoint.
+    nonisolated(unsafe) static var failBeforeReplacingForTesting: String?
 
     /// Writes the checkpoint atomically: a temporary file in the same folder, flushed and
     /// closed, then renamed over `path`. A crash mid-write leaves the previous file intact.
     public static func write(_ path: String, model: TrainableModel, optimizer: Adam?, normalization: Normalization,
                              state: TrainingState) throws {
-        let temporary = path + ".partial-\(getpid())"
+        try SafeFiles.requireReplaceable(path)
+        let temporary = try SafeFiles.createTemporary(for: path)
         do {
             // The prefetch thread may be reading the corpus: HDF5 calls are serialised.
             try HDF5Lock.withLock {
                 try writeFile(temporary, model: model, optimizer: optimizer, normalization: normalization, state: state)
             }
+            if let failure = failBeforeReplacingForTesting { throw HDF5Error(file: temporary, object: "", problem: failure) }
             CheckpointFaultInjection.crashIfReplacing(path, temporary: temporary)  // fault tests only (VAVL_TEST_CRASH_DURING_CHECKPOINT=1)
             // On disk before it replaces the previous file, so a node crash after the rename
             // cannot leave a damaged checkpoint-last.h5 for a requeued job.

@@ -1,4 +1,5 @@
 import Foundation
+import HDF5
 import VAVLCore
 
 /// Writes the `safetensors` format: an 8-byte little-endian header length, a JSON header
@@ -34,7 +35,8 @@ public enum Safetensors {
         var file = Data(bytes: &length, count: 8)
         file.append(json)
         file.append(payload)
-        let temporary = path + ".partial-\(getpid())"
+        try SafeFiles.requireReplaceable(path)
+        let temporary = try SafeFiles.createTemporary(for: path)
         do {
             try file.write(to: URL(fileURLWithPath: temporary))
             guard rename(temporary, path) == 0 else { throw CocoaError(.fileWriteUnknown) }

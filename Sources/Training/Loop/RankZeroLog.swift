@@ -1,4 +1,5 @@
 import Foundation
+import HDF5
 import VAVLCore
 import VAVLData
 
@@ -9,6 +10,8 @@ final class RankZeroLog {
     let enabled: Bool
     let quiet: Bool
     private var metrics: FileHandle?
+    /// Why `metrics.jsonl` could not be opened (a planted link, say): reported at the first record.
+    private var openFailure: String?
     private var lastLine = ""
     private var metricsPath = "metrics.jsonl"
     private let started = Date()
@@ -19,9 +22,11 @@ final class RankZeroLog {
         guard enabled else { return }
         let path = (directory as NSString).appendingPathComponent("metrics.jsonl")
         metricsPath = path
-        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
-        metrics = FileHandle(forWritingAtPath: path)
-        metrics?.seekToEndOfFile()
+        do {
+            metrics = try SafeFiles.openForAppending(path)
+        } catch {
+            openFailure = "\(error)"
+        }
     }
 
     func say(_ text: String) {
@@ -36,6 +41,10 @@ final class RankZeroLog {
     var onWriteFailure: (String) -> Void = { _ in }
 
     func record(_ object: [String: Any]) {
+        if enabled, let openFailure {
+            self.openFailure = nil
+            onWriteFailure(openFailure)
+        }
         guard enabled, let metrics,
               let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
         do {
