@@ -59,6 +59,12 @@ enum OutputFolder {
         } catch {
             throw ValidationError("cannot create the output folder \(path): \(error.localizedDescription)")
         }
+        let probe = (path as NSString).appendingPathComponent(".write-probe-\(getpid())")
+        let bytes = Data(repeating: 0, count: 1 << 20)
+        guard FileManager.default.createFile(atPath: probe, contents: bytes) else {
+            throw ValidationError("the output folder \(path) is not writable (or the disk is full)")
+        }
+        try? FileManager.default.removeItem(atPath: probe)
         try lock(path)
         let last = (path as NSString).appendingPathComponent("checkpoint-last.h5")
         if FileManager.default.fileExists(atPath: last) && !resuming {
@@ -70,12 +76,6 @@ enum OutputFolder {
                 try? FileManager.default.removeItem(atPath: (path as NSString).appendingPathComponent(name))
             }
         }
-        let probe = (path as NSString).appendingPathComponent(".write-probe-\(getpid())")
-        let bytes = Data(repeating: 0, count: 1 << 20)
-        guard FileManager.default.createFile(atPath: probe, contents: bytes) else {
-            throw ValidationError("the output folder \(path) is not writable (or the disk is full)")
-        }
-        try? FileManager.default.removeItem(atPath: probe)
     }
 
     /// `flock` on DIR/.vavl-lock for the rest of the process; another process holding it

@@ -79,6 +79,14 @@ final class CheckpointTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("not a regular file"), "\($0)")
         }
         XCTAssertEqual(try String(contentsOfFile: elsewhere, encoding: .utf8), "keep")
+        // A checkpoint holding a NaN weight is refused by every loader, naming the tensor.
+        let poisoned = options.outputDirectory + "/checkpoint-nan.h5"
+        let weight = trainer.model.store.parameters[3]
+        trainer.model.store.pointer(weight)[0] = .nan
+        try Checkpoint.write(poisoned, model: trainer.model, optimizer: nil, normalization: trainer.normalization, state: trainer.state)
+        XCTAssertThrowsError(try TrainedModel(checkpoint: poisoned)) {
+            XCTAssertTrue("\($0)".contains(weight.name) && "\($0)".contains("non-finite"), "\($0)")
+        }
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before)
         XCTAssertNoThrow(try TrainedModel(checkpoint: path))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: options.outputDirectory).filter { $0.contains("partial") }, [])

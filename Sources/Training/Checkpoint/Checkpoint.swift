@@ -151,7 +151,13 @@ public enum Checkpoint {
             guard dataset.shape == parameter.shape else {
                 throw HDF5Error(file: path, object: dataset.path, problem: "shape \(dataset.shape), the model needs \(parameter.shape)")
             }
-            parameterValues.append(try dataset.read(as: Float.self))
+            let values = try dataset.read(as: Float.self)
+            // A model with NaN or infinite weights scores nothing meaningfully: refused here,
+            // for every command that loads a checkpoint.
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw HDF5Error(file: path, object: dataset.path, problem: "value \(bad) is \(values[bad]): the checkpoint holds non-finite parameters")
+            }
+            parameterValues.append(values)
         }
         let buffers = try file.openGroup("buffers")
         var bufferValues: [[Float]] = []
@@ -160,7 +166,11 @@ public enum Checkpoint {
             guard dataset.elementCount == buffer.count else {
                 throw HDF5Error(file: path, object: dataset.path, problem: "\(dataset.elementCount) values, the model needs \(buffer.count)")
             }
-            bufferValues.append(try dataset.read(as: Float.self))
+            let values = try dataset.read(as: Float.self)
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw HDF5Error(file: path, object: dataset.path, problem: "value \(bad) is \(values[bad]): the checkpoint holds non-finite statistics")
+            }
+            bufferValues.append(values)
         }
         let counterValues = try store.counters.map { try buffers.openDataset($0.name).read(as: Int64.self).first ?? 0 }
         var moments: [([Float], [Float], Int64)] = []
