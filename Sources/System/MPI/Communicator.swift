@@ -154,6 +154,9 @@ public final class Communicator: @unchecked Sendable {
         fputs(prefix + message + "\n", stderr)
         fflush(stderr)
         fflush(stdout)
+        // One process has no one to take down: one line and the exit status, without
+        // MPI_Abort's banner (MPI is finalised at exit).
+        if size == 1 { exit(code) }
         MPI_Abort(handle, code)
         exit(code)  // MPI_Abort does not return; this satisfies the type checker.
     }

@@ -13,6 +13,8 @@ final class RankZeroLog {
     /// Why `metrics.jsonl` could not be opened (a planted link, say): reported at the first record.
     private var openFailure: String?
     private var lastLine = ""
+    /// The run's learning rate (recorded with every iteration).
+    private var learningRate: Float = 0
     private var metricsPath = "metrics.jsonl"
     private let started = Date()
 
@@ -40,7 +42,16 @@ final class RankZeroLog {
     /// trainer brings the job down with it rather than train on without a record.
     var onWriteFailure: (String) -> Void = { _ in }
 
+    /// ISO 8601 with milliseconds, UTC: the `time` of every record.
+    private static let timestamp: ISO8601DateFormatter = {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter
+    }()
+
     func record(_ object: [String: Any]) {
+        var object = object
+        object["time"] = Self.timestamp.string(from: Date())
         if enabled, let openFailure {
             self.openFailure = nil
             onWriteFailure(openFailure)
@@ -54,8 +65,11 @@ final class RankZeroLog {
         }
     }
 
-    func start(configuration: VAVLConfiguration, options: TrainingOptions, planner: BatchPlanner, corpus: Corpus, worldSize: Int) {
+    /// The run's first record: `start`, or `resume` with the point it continues from.
+    func start(configuration: VAVLConfiguration, options: TrainingOptions, planner: BatchPlanner, corpus: Corpus, worldSize: Int,
+               resumedAt state: TrainingState? = nil) {
         guard enabled else { return }
+        learningRate = configuration.learningRate
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let json = (try? encoder.encode(configuration)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
@@ -67,15 +81,24 @@ final class RankZeroLog {
                 rates.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.name) \(String(format: "%.2f", $0.value))" }
                 .joined(separator: ", ") + " (> 1 = over-sampled)")
         }
-        record(["type": "start", "world_size": worldSize, "batches_per_epoch": planner.batchesPerEpoch,
-                "config": (try? JSONSerialization.jsonObject(with: Data(json.utf8))) ?? [:]])
+        var entry: [String: Any] = ["type": state == nil ? "start" : "resume", "world_size": worldSize,
+                                    "batches_per_epoch": planner.batchesPerEpoch, "vavl_version": VAVLVersion.current,
+                                    "host": ProcessInfo.processInfo.hostName, "corpus": corpus.path,
+                                    "config": (try? JSONSerialization.jsonObject(with: Data(json.utf8))) ?? [:]]
+        if let state {
+            entry["iteration"] = state.iteration
+            entry["epoch"] = state.epoch
+            entry["batch"] = state.samplerPosition
+        }
+        record(entry)
     }
 
     func iteration(state: TrainingState, perEpoch: Int, losses: [Phase: PhaseLoss], seconds: Double, batch: GlobalBatch,
                    every: Int, live: Bool) {
         guard enabled else { return }
-        var entry: [String: Any] = ["type": "iteration", "iteration": state.iteration, "epoch": state.epoch,
-                                    "seconds": seconds, "imbalance": batch.imbalance, "utterances": batch.rows.count]
+        var entry: [String: Any] = ["type": "iteration", "iteration": state.iteration - 1, "epoch": state.epoch,
+                                    "seconds": seconds, "imbalance": batch.imbalance, "utterances": batch.rows.count,
+                                    "lr": Double("\(learningRate)") ?? Double(learningRate)]
         for (phase, loss) in losses { entry["loss_\(phase.rawValue)"] = loss.total }
         record(entry)
         guard !quiet else { return }
@@ -125,8 +148,8 @@ final class RankZeroLog {
 
     func finish(state: TrainingState) {
         guard enabled else { return }
-        record(["type": "end", "iteration": state.iteration, "epoch": state.epoch,
-                "seconds": Date().timeIntervalSince(started)])
+        record(["type": "end", "iterations_completed": state.iteration, "epochs_completed": state.epoch,
+                "best_epoch": state.bestEpoch, "seconds": Date().timeIntervalSince(started)])
         say("finished: \(state.iteration) iterations, \(state.epoch) epoch(s), best development epoch \(state.bestEpoch)")
     }
 }
