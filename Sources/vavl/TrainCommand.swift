@@ -23,7 +23,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Output folder for checkpoints and metrics.") var out: String
     @Option(help: "categorical, dimensional or sentiment (checked against the corpus).") var task: String?
     @Option(help: "Resume from a checkpoint file or a run folder (its checkpoint-last.h5).") var resume: String?
-    @Flag(help: "Print plain progress lines even on a terminal.") var plain = false
+    @Option(help: "Progress: live (one line rewritten in place; the default on a terminal), plain (a line every --log-every batches; the default without a terminal and under mpirun, whose ranks always get a pseudo-terminal) or none.")
+    var progress: ProgressStyle?
+    @Flag(help: "Same as --progress plain.") var plain = false
     @OptionGroup var flags: TrainingFlags
 
     func run() throws {
@@ -40,7 +42,7 @@ struct TrainCommand: ParsableCommand {
 
     func resolve(_ world: Communicator) throws -> (VAVLConfiguration, TrainingOptions) {
         try flags.resolve(corpus: corpus, out: out, task: task, resume: resume,
-                          liveProgress: isatty(fileno(stdout)) != 0 && !plain, world)
+                          progress: progress ?? (plain ? .plain : ProgressStyle.default), world)
     }
 }
 
@@ -95,5 +97,18 @@ enum OutputFolder {
         _ = ftruncate(descriptor, 0)
         _ = holder.withCString { write(descriptor, $0, strlen($0)) }
         held.append(descriptor)
+    }
+}
+
+/// How training shows its progress.
+enum ProgressStyle: String, ExpressibleByArgument, CaseIterable {
+    case live, plain, none
+
+    /// Live on a terminal, plain otherwise — and plain under a launcher (mpirun and srun give
+    /// ranks pseudo-terminals, and `mpirun … > log` would fill the log with rewritten lines).
+    static var `default`: ProgressStyle {
+        let environment = ProcessInfo.processInfo.environment
+        let launched = environment["OMPI_COMM_WORLD_SIZE"] != nil || environment["PMI_SIZE"] != nil || environment["SLURM_STEP_ID"] != nil
+        return isatty(fileno(stdout)) != 0 && !launched ? .live : .plain
     }
 }

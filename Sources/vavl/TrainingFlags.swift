@@ -37,7 +37,7 @@ struct TrainingFlags: ParsableArguments {
 
     /// The configuration (task, dimensions and labels from the corpus) and the options;
     /// sets the BLAS threads and prepares the output folder.
-    func resolve(corpus: String, out: String, task: String?, resume: String?, liveProgress: Bool,
+    func resolve(corpus: String, out: String, task: String?, resume: String?, progress: ProgressStyle,
                  _ world: Communicator) throws -> (VAVLConfiguration, TrainingOptions) {
         if let threads { BLAS.threadCount = threads }
         var configuration: VAVLConfiguration
@@ -124,8 +124,8 @@ struct TrainingFlags: ParsableArguments {
         }
         options.stallFactor = stallFactor
         options.stallMinimumSeconds = stallMinimumSeconds
-        options.liveProgress = liveProgress
-        options.logEvery = logEvery
+        options.liveProgress = progress == .live
+        options.logEvery = progress == .none ? Int.max : logEvery
         try OutputFolder.prepare(out, rank: world.rank, resuming: resume != nil, overwrite: overwrite)
         return (configuration, options)
     }

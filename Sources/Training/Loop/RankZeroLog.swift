@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import HDF5
 import VAVLCore
 import VAVLData
@@ -15,6 +18,10 @@ final class RankZeroLog {
     private var lastLine = ""
     /// The run's learning rate (recorded with every iteration).
     private var learningRate: Float = 0
+    /// Epochs of the run, and this epoch's running sums for the progress line.
+    private var totalEpochs = 0
+    private var runningLoss: [Phase: (sum: Double, count: Int)] = [:]
+    private var runningSeconds = 0.0, runningIterations = 0, progressEpoch = -1
     private var metricsPath = "metrics.jsonl"
     private let started = Date()
 
@@ -70,6 +77,7 @@ final class RankZeroLog {
                resumedAt state: TrainingState? = nil) {
         guard enabled else { return }
         learningRate = configuration.learningRate
+        totalEpochs = configuration.epochs
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let json = (try? encoder.encode(configuration)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
@@ -102,21 +110,54 @@ final class RankZeroLog {
         for (phase, loss) in losses { entry["loss_\(phase.rawValue)"] = loss.total }
         record(entry)
         guard !quiet else { return }
+        // Running means over this epoch (the last batch alone says little), and an ETA for the
+        // epoch and for the whole run from the mean step time.
+        if progressEpoch != state.epoch {
+            (runningLoss, runningSeconds, runningIterations, progressEpoch) = ([:], 0, 0, state.epoch)
+        }
+        for (phase, loss) in losses {
+            let previous = runningLoss[phase] ?? (0, 0)
+            runningLoss[phase] = (previous.sum + loss.total, previous.count + 1)
+        }
+        runningSeconds += seconds
+        runningIterations += 1
         let step = state.samplerPosition
-        let rate = Double(batch.rows.count) / max(seconds, 1e-9)
-        let remaining = Double(perEpoch - step) * seconds
-        let phases = Phase.allCases.compactMap { phase in losses[phase].map { "\(phase.rawValue) \(String(format: "%.4f", $0.total))" } }
-            .joined(separator: "  ")
-        let line = String(format: "epoch %d  batch %d/%d  %@  %.1f utt/s  ETA %.0fs", state.epoch, step, perEpoch,
-                          phases, rate, remaining)
+        let perIteration = runningSeconds / Double(runningIterations)
+        let rate = Double(batch.rows.count) / max(perIteration, 1e-9)
+        let remainingEpoch = Double(perEpoch - step) * perIteration
+        let remainingRun = Double(max(0, totalEpochs * perEpoch - state.epoch * perEpoch - step)) * perIteration
+        let short = ["acoustic": "a", "visual": "v", "audio_visual": "av"]
+        let phases = Phase.allCases.compactMap { phase in
+            runningLoss[phase].map { "\(short[phase.rawValue] ?? phase.rawValue) \(String(format: "%.3f", $0.sum / Double($0.count)))" }
+        }.joined(separator: " ")
+        let line = String(format: "ep %d/%d %d/%d loss %@ %.0f utt/s ETA %@/%@", state.epoch + 1, max(totalEpochs, 1), step, perEpoch,
+                          phases, rate, Self.duration(remainingEpoch), Self.duration(remainingRun))
         if live {
-            print("\r" + line.padding(toLength: max(line.count, lastLine.count), withPad: " ", startingAt: 0), terminator: "")
-            lastLine = line
+            // Never wider than the terminal: a wrapped live line fills the screen.
+            let width = Self.terminalColumns() - 1
+            let fitted = line.count > width ? String(line.prefix(max(width - 1, 1))) + "…" : line
+            print("\r" + fitted.padding(toLength: max(fitted.count, min(lastLine.count, width)), withPad: " ", startingAt: 0), terminator: "")
+            lastLine = fitted
             fflush(stdout)
-        } else if step % max(every, 1) == 0 || step == perEpoch {
+        } else if every != Int.max && (step % max(every, 1) == 0 || step == perEpoch) {  // Int.max: --progress none
             print(line)
             fflush(stdout)
         }
+    }
+
+    /// "42s", "7m05s", "3h12m".
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        if s < 60 { return "\(s)s" }
+        if s < 3600 { return String(format: "%dm%02ds", s / 60, s % 60) }
+        return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60)
+    }
+
+    /// The terminal's width (80 when it cannot be read).
+    static func terminalColumns() -> Int {
+        var size = winsize()
+        if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+        return 80
     }
 
     func epoch(_ epoch: Int, losses: LossAccumulator, scores: [EvaluationHead: HeadScores], seconds: Double,

@@ -21,7 +21,8 @@ public struct TrainingOptions: Sendable {
     public var bucketSize = 4 << 20
     /// Evaluate the development split after every epoch (model selection).
     public var evaluateEachEpoch = true
-    /// Print a live progress line (a terminal) or plain lines every `logEvery` iterations.
+    /// Print a live progress line (a terminal) or plain lines every `logEvery` iterations
+    /// (`Int.max`: no per-iteration lines).
     public var liveProgress = false
     public var logEvery = 50
     /// A partition file (authors' layout) reassigning the corpus's splits; nil = the corpus's own.

@@ -21,6 +21,6 @@ struct ExperimentTrainingOptions: ParsableArguments {
     /// dimensions and labels from the corpus; the output folder prepared), with plain
     /// progress lines: several runs share the terminal.
     func resolve(_ world: Communicator) throws -> (VAVLConfiguration, TrainingOptions) {
-        try flags.resolve(corpus: corpus, out: out, task: nil, resume: nil, liveProgress: false, world)
+        try flags.resolve(corpus: corpus, out: out, task: nil, resume: nil, progress: .plain, world)
     }
 }
