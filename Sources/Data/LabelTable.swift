@@ -148,6 +148,12 @@ extension LabelTable {
             let id = LabelTable.utteranceID(fileName: row[nameIndex])
             func fail(_ problem: String) -> CorpusError { CorpusError(file: path, utterance: id, "line \(line): \(problem)") }
             guard !id.isEmpty else { throw CorpusError(file: path, "line \(line): empty FileName") }
+            // An id names feature files inside the given folders: a plain file name only, so a
+            // label file cannot make the import read from anywhere else.
+            guard !id.contains("/"), !id.contains("\\"), id != ".", id != "..", !id.contains("\0"),
+                  !id.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                throw fail("FileName must be a plain file name (no path separators, '..' or control characters)")
+            }
             if let previous = seen.updateValue(line, forKey: id) {
                 throw fail("duplicate FileName (first on line \(previous))")
             }

@@ -118,11 +118,12 @@ struct PredictCommand: ParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             text = String(decoding: try encoder.encode(predictions), as: UTF8.self) + "\n"
         } else {
-            var lines = [(["id", "head"] + labelNames + (predictions.first?.predictedClass != nil ? ["predicted"] : [])).joined(separator: ",")]
+            var lines = [(["id", "head"] + labelNames + (predictions.first?.predictedClass != nil ? ["predicted"] : []))
+                .map(csvField).joined(separator: ",")]
             for prediction in predictions {
                 var fields = [prediction.id, prediction.head] + labelNames.map { String(format: "%.6f", prediction.values[$0] ?? 0) }
                 if let predicted = prediction.predictedClass { fields.append(predicted) }
-                lines.append(fields.joined(separator: ","))
+                lines.append(fields.map(csvField).joined(separator: ","))
             }
             text = lines.joined(separator: "\n") + "\n"
         }
@@ -132,4 +133,14 @@ struct PredictCommand: ParsableCommand {
             print(text, terminator: "")
         }
     }
+}
+
+/// A CSV field per RFC 4180 (quoted when it holds a comma, quote or line break; quotes
+/// doubled), and a text starting with `=`, `+`, `-` or `@` prefixed with `'` so that a
+/// spreadsheet shows it instead of evaluating it as a formula. Numbers pass unchanged.
+func csvField(_ text: String) -> String {
+    var field = text
+    if let first = field.first, "=+-@".contains(first), Double(field) == nil { field = "'" + field }
+    guard field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return field }
+    return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
 }

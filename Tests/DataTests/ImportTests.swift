@@ -152,6 +152,12 @@ final class ImportTests: CorpusTestCase {
         assertImportFails(file: labels, utterance: "1002_A", mentioning: "line 4: unknown Split_Set 'Validation'")
     }
 
+    /// A FileName with a path in it would make the import read outside the feature folders.
+    func testFileNameThatIsAPath() throws {
+        try csv.replacingOccurrences(of: "1002_A.wav", with: "../../1002_A.wav").write(toFile: labels, atomically: true, encoding: .utf8)
+        assertImportFails(file: labels, utterance: "../../1002_A", mentioning: "line 4: FileName must be a plain file name")
+    }
+
     func testDuplicateName() throws {
         try (csv + "1001_B.wav,0.2,0.2,0.6,1001,Male,Test\n").write(toFile: labels, atomically: true, encoding: .utf8)
         assertImportFails(file: labels, utterance: "1001_B", mentioning: "line 7: duplicate FileName (first on line 3)")

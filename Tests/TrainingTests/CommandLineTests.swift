@@ -175,13 +175,17 @@ final class CommandLineTests: XCTestCase {
         try write(folder + "/video/both.npy", rows: 25, columns: 10)
         try write(folder + "/audio/speech.npy", rows: 33, columns: 12)
         try write(folder + "/video/face.npy", rows: 18, columns: 10)
+        try write(folder + "/audio/=1+2,\"x\".npy", rows: 20, columns: 12)  // a comma, quotes and a formula in an id
         let csv = folder + "/predictions.csv"
         let result = try VAVLBinary.run(["predict", "--checkpoint", Self.checkpoint, "--audio", folder + "/audio",
                                          "--video", folder + "/video", "--output", csv])
         XCTAssertEqual(result.status, 0, result.error)
         let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n").map(String.init)
         XCTAssertEqual(lines[0], "id,head,angry,sad,disgust,fear,neutral,happy,predicted")
-        let byID = Dictionary(uniqueKeysWithValues: lines.dropFirst().map { ($0.split(separator: ",")[0], $0.split(separator: ",")) })
+        // RFC 4180 quoting, and a leading '=' neutralised for spreadsheets.
+        XCTAssertTrue(lines.contains { $0.hasPrefix("\"'=1+2,\"\"x\"\"\",audio,") }, lines.joined(separator: "\n"))
+        let byID = Dictionary(uniqueKeysWithValues: lines.dropFirst().filter { !$0.hasPrefix("\"") }
+            .map { ($0.split(separator: ",")[0], $0.split(separator: ",")) })
         XCTAssertEqual(byID["both"]?[1], "audio_visual")
         XCTAssertEqual(byID["speech"]?[1], "audio")
         XCTAssertEqual(byID["face"]?[1], "video")
