@@ -51,3 +51,35 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(chance.uniformMacroF1, (f1(0.8) + f1(0.2)) / 3, accuracy: 1e-12)
     }
 }
+
+/// Per-class scores, UAR, Pearson and the sentiment metrics, against values worked by hand.
+final class PerClassMetricsTests: XCTestCase {
+    func testPerClassScoresConfusionAndUnweightedAverageRecall() {
+        // References 0 0 0 1 1 2; predictions 0 1 0 1 1 1.
+        let scores = Metrics.perClass(predicted: [0, 1, 0, 1, 1, 1], reference: [0, 0, 0, 1, 1, 2], classes: 3)
+        XCTAssertEqual(scores.confusion, [[2, 1, 0], [0, 2, 0], [0, 1, 0]])
+        XCTAssertEqual(scores.recall, [2.0 / 3, 1, 0])
+        XCTAssertEqual(scores.precision, [1, 0.5, 0])
+        XCTAssertEqual(scores.f1[0], 0.8, accuracy: 1e-12)
+        XCTAssertEqual(scores.f1[1], 2 * 0.5 / 1.5, accuracy: 1e-12)
+        XCTAssertEqual(scores.unweightedAverageRecall, (2.0 / 3 + 1 + 0) / 3, accuracy: 1e-12)
+        // A class absent from the references does not enter UAR.
+        XCTAssertEqual(Metrics.perClass(predicted: [0, 2], reference: [0, 0], classes: 3).unweightedAverageRecall, 0.5)
+    }
+
+    func testPearsonAndSentimentMetrics() {
+        XCTAssertEqual(Metrics.pearson([1, 2, 3], [2, 4, 6]), 1, accuracy: 1e-12)
+        XCTAssertEqual(Metrics.pearson([1, 2, 3], [3, 2, 1]), -1, accuracy: 1e-12)
+        XCTAssertEqual(Metrics.pearson([1, 1, 1], [1, 2, 3]), 0)
+        // Labels −2, 0, 1.4, 2.6; predictions −1.2, 0.3, −0.2, 2.4.
+        let scores = HeadScores.compute(task: .sentiment, predictions: Matrix(rows: 4, columns: 1, values: [-1.2, 0.3, -0.2, 2.4]),
+                                        labels: Matrix(rows: 4, columns: 1, values: [-2, 0, 1.4, 2.6]), labelNames: ["sentiment"])
+        // Non-zero labels: −2 (pred −), 1.4 (pred −: wrong), 2.6 (pred +): 2 of 3 right.
+        XCTAssertEqual(scores.metrics["binary_accuracy"]!, 2.0 / 3, accuracy: 1e-9)
+        // Weighted F1: negative class (support 1): p 1/2, r 1 → 2/3; positive (support 2): p 1, r 1/2 → 2/3.
+        XCTAssertEqual(scores.metrics["binary_f1"]!, 2.0 / 3, accuracy: 1e-9)
+        // Rounded on −3…3: (−1, −2) (0, 0) (−0, 1) (2, 3): one of four.
+        XCTAssertEqual(scores.metrics["accuracy_7"]!, 0.25, accuracy: 1e-9)
+        XCTAssertEqual(scores.metrics["mae"]!, (0.8 + 0.3 + 1.6 + 0.2) / 4, accuracy: 1e-6)
+    }
+}

@@ -9,6 +9,10 @@ public struct ChanceLevel: Codable, Sendable {
     public var uniformAccuracy: Double
     /// Accuracy of always answering the most frequent class.
     public var majorityAccuracy: Double
+    /// UAR of uniform guessing (1/K) and of always answering the majority class (1 / the
+    /// number of classes present).
+    public var uniformUAR: Double?
+    public var majorityUAR: Double?
 
     public init(references: [Int], classes: Int) {
         let n = Double(max(references.count, 1))
@@ -21,5 +25,7 @@ public struct ChanceLevel: Codable, Sendable {
         }.reduce(0, +) / Double(max(classes, 1))
         uniformAccuracy = uniform
         majorityAccuracy = Double(counts.max() ?? 0) / n
+        uniformUAR = uniform
+        majorityUAR = 1 / Double(max(counts.filter { $0 > 0 }.count, 1))
     }
 }

@@ -13,6 +13,9 @@ public struct EvaluationReport: Codable, Sendable {
     public var maskVideoPercent: Double
     public var heads: [String: HeadScores]
     public var chance: ChanceLevel?
+    /// The label columns in order (classes of a categorical task): the order of per-class
+    /// scores and of the confusion matrix.
+    public var labelNames: [String]?
 
     /// Evaluates `rows` of `corpus` with every head.
     public static func evaluate(_ trained: TrainedModel, corpus: Corpus, split: Split, masking: FrameMasking,
@@ -37,7 +40,7 @@ public struct EvaluationReport: Codable, Sendable {
                                 task: trained.configuration.task.rawValue, maskAudioPercent: masking.audioPercent,
                                 maskVideoPercent: masking.videoPercent,
                                 heads: Dictionary(uniqueKeysWithValues: scores.map { ($0.key.rawValue, $0.value) }),
-                                chance: chance)
+                                chance: chance, labelNames: trained.configuration.labelNames)
     }
 
     /// A fixed-width table: one row per head, one column per metric, chance levels last.
@@ -45,8 +48,8 @@ public struct EvaluationReport: Codable, Sendable {
         let order = EvaluationHead.allCases.map(\.rawValue).filter { heads[$0] != nil }
         let metricNames: [String]
         switch task {
-        case "categorical": metricNames = ["f1_macro", "f1_micro", "accuracy", "loss"]
-        case "sentiment": metricNames = ["mae"]
+        case "categorical": metricNames = ["f1_macro", "uar", "f1_micro", "accuracy", "loss"]
+        case "sentiment": metricNames = ["mae", "pearson", "binary_accuracy", "binary_f1", "accuracy_7"]
         default:
             metricNames = (heads.values.first?.metrics.keys.filter { $0.hasPrefix("ccc_") && $0 != "ccc_mean" }.sorted() ?? [])
                 + ["ccc_mean"]
@@ -67,11 +70,26 @@ public struct EvaluationReport: Codable, Sendable {
         if let chance {
             lines.append("chance (uniform guess)".padding(toLength: 24, withPad: " ", startingAt: 0)
                          + String(format: "%.4f", chance.uniformMacroF1).leftPadded(12)
+                         + String(format: "%.4f", chance.uniformUAR ?? .nan).leftPadded(12)
                          + String(format: "%.4f", chance.uniformAccuracy).leftPadded(12)
                          + String(format: "%.4f", chance.uniformAccuracy).leftPadded(12))
             lines.append("chance (majority class)".padding(toLength: 24, withPad: " ", startingAt: 0) + "".leftPadded(12)
+                         + String(format: "%.4f", chance.majorityUAR ?? .nan).leftPadded(12)
                          + String(format: "%.4f", chance.majorityAccuracy).leftPadded(12)
                          + String(format: "%.4f", chance.majorityAccuracy).leftPadded(12))
+        }
+        // Per class, for the first head that has them: recall, precision, F1 and support.
+        if task == "categorical", let name = order.first, let score = heads[name], let confusion = score.confusion {
+            lines.append("")
+            lines.append("per class (\(name))".padding(toLength: 24, withPad: " ", startingAt: 0) + "recall".leftPadded(12) + "precision".leftPadded(12) + "f1".leftPadded(12)
+                         + "support".leftPadded(10))
+            for (c, label) in (labelNames ?? []).enumerated() where c < confusion.count {
+                lines.append(("  " + label).padding(toLength: 24, withPad: " ", startingAt: 0)
+                             + String(format: "%.4f", score.metrics["recall_\(label)"] ?? .nan).leftPadded(12)
+                             + String(format: "%.4f", score.metrics["precision_\(label)"] ?? .nan).leftPadded(12)
+                             + String(format: "%.4f", score.metrics["f1_\(label)"] ?? .nan).leftPadded(12)
+                             + "\(confusion[c].reduce(0, +))".leftPadded(10))
+            }
         }
         return lines.joined(separator: "\n")
     }
