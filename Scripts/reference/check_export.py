@@ -4,7 +4,11 @@ predicts what `vavl predict` predicted for the same .npy files.
   vavl export  --checkpoint RUN --safetensors model.safetensors
   vavl predict --checkpoint RUN --audio A/ --video V/ --output predictions.csv
   .venv-reference/bin/python Scripts/reference/check_export.py --safetensors model.safetensors \
-      --checkpoint RUN/checkpoint-last.h5 --audio A/ --video V/ --predictions predictions.csv
+      --audio A/ --video V/ --predictions predictions.csv
+
+The .safetensors file alone is used: weights, the configuration (metadata) and the feature
+normalisation (`normalization.*` tensors). `--checkpoint` reads the statistics from a
+checkpoint instead, for files exported before they were included.
 
 Exit status 0 when every prediction agrees to 1e-4; the largest difference is printed.
 """
@@ -29,7 +33,7 @@ import vavl_reference as ref  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--safetensors", required=True)
-    ap.add_argument("--checkpoint", required=True, help="for the normalisation statistics")
+    ap.add_argument("--checkpoint", help="read the normalisation statistics from this checkpoint instead")
     ap.add_argument("--audio")
     ap.add_argument("--video")
     ap.add_argument("--predictions", required=True, help="CSV written by vavl predict")
@@ -43,8 +47,12 @@ def main() -> int:
     ref.load_safetensors(model, args.safetensors, strict=True)
     model = model.double().eval()
 
-    with h5py.File(args.checkpoint, "r") as h5:
-        norm = {k: h5["normalization"][k][()] for k in h5["normalization"].keys()}
+    if args.checkpoint:
+        with h5py.File(args.checkpoint, "r") as h5:
+            norm = {k: h5["normalization"][k][()] for k in h5["normalization"].keys()}
+    else:
+        with safe_open(args.safetensors, "np") as f:
+            norm = {k[len("normalization."):]: f.get_tensor(k) for k in f.keys() if k.startswith("normalization.")}
 
     def features(folder, name, modality):
         if not folder:

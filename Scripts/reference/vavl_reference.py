@@ -657,7 +657,7 @@ def make_optimizer(model: VAVL):
 def load_safetensors(model: nn.Module, path: str, strict: bool = True) -> None:
     """Load parameters (and buffers, if present) saved under the canonical names."""
     from safetensors.torch import load_file
-    state = load_file(path)
+    state = {k: v for k, v in load_file(path).items() if not k.startswith("normalization.")}  # not module state
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
     if strict and (missing or unexpected):

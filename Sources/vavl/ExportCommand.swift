@@ -18,7 +18,8 @@ struct ExportCommand: ParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             let config = String(decoding: try encoder.encode(trained.configuration), as: UTF8.self)
-            try Safetensors.export(trained.model, to: safetensors, metadata: ["format": "pt", "vavl_config": config])
+            try Safetensors.export(trained.model, to: safetensors, normalization: trained.normalization,
+                                   metadata: ["format": "pt", "vavl_config": config])
             print("wrote \(safetensors): \(trained.model.store.parameters.count) parameters, \(trained.model.store.buffers.count + trained.model.store.counters.count) buffers")
         } catch {
             FileHandle.standardError.write(Data("vavl: \(error)\n".utf8))

@@ -76,6 +76,32 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: outside, encoding: .utf8), "untouched")
     }
 
+    /// The safetensors export carries everything a PyTorch user needs to predict: the
+    /// canonical weights, the configuration (label transform and names) and the feature
+    /// normalisation. (`Scripts/reference/check_export.py` runs it through PyTorch.)
+    func testExportCarriesWeightsConfigurationAndNormalisation() throws {
+        let path = Self.corpus.folder + "/model.safetensors"
+        let result = try VAVLBinary.run(["export", "--checkpoint", Self.checkpoint, "--safetensors", path])
+        XCTAssertEqual(result.status, 0, result.error)
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let length = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian)
+        let header = try XCTUnwrap(JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + length))) as? [String: Any])
+        let trained = try TrainedModel(checkpoint: Self.checkpoint)
+        for name in ["normalization.audio_mean", "normalization.audio_std", "normalization.video_mean", "normalization.video_std"] {
+            let entry = try XCTUnwrap(header[name] as? [String: Any], name)
+            XCTAssertEqual(entry["dtype"] as? String, "F64")
+            let offsets = try XCTUnwrap(entry["data_offsets"] as? [Int])
+            let values = data.subdata(in: (8 + length + offsets[0])..<(8 + length + offsets[1])).withUnsafeBytes { Array($0.bindMemory(to: Double.self)) }
+            let modality: Modality = name.contains("audio") ? .audio : .video
+            let statistics = try XCTUnwrap(trained.normalization.statistics(modality))
+            XCTAssertEqual(values, name.hasSuffix("mean") ? statistics.mean : statistics.std, name)
+        }
+        XCTAssertNotNil(header[trained.model.store.parameters[0].name])
+        let metadata = try XCTUnwrap(header["__metadata__"] as? [String: String])
+        let configuration = try JSONDecoder().decode(VAVLConfiguration.self, from: Data(try XCTUnwrap(metadata["vavl_config"]).utf8))
+        XCTAssertEqual(configuration, trained.configuration)
+    }
+
     /// A run folder means its selected model; `--which last` the last epoch's; the file used
     /// is named.
     func testRunFolderMeansTheSelectedModel() throws {

@@ -5,9 +5,14 @@ import VAVLCore
 /// Writes the `safetensors` format: an 8-byte little-endian header length, a JSON header
 /// mapping each name to its dtype, shape and byte range, then the raw little-endian data.
 /// Parameters and buffers use the canonical names (DESIGN §6), so `safetensors.torch.load_file`
-/// gives a state dict that a PyTorch model with DESIGN's module tree loads directly.
+/// gives a state dict that a PyTorch model with DESIGN's module tree loads directly. The
+/// feature normalisation travels along as `normalization.{audio,video}_{mean,std}` (F64, the
+/// statistics as trained with: x̃ = (x − mean) / (std + 1e-6)), and the configuration —
+/// the label transform and label names included — as the `vavl_config` metadata, so the
+/// file alone is enough to predict.
 public enum Safetensors {
-    public static func export(_ model: VAVLModel, to path: String, metadata: [String: String] = [:]) throws {
+    public static func export(_ model: VAVLModel, to path: String, normalization: Normalization? = nil,
+                              metadata: [String: String] = [:]) throws {
         let store = model.store
         var header: [String: Any] = [:]
         var payload = Data()
@@ -26,6 +31,12 @@ public enum Safetensors {
         for counter in store.counters {
             add(counter.name, dtype: "I64", shape: [],
                 bytes: UnsafeRawBufferPointer(start: store.counterValues + counter.index, count: 8))
+        }
+        for modality in [Modality.audio, .video] {
+            guard let statistics = normalization?.statistics(modality) else { continue }
+            for (name, values) in [("mean", statistics.mean), ("std", statistics.std)] {
+                values.withUnsafeBytes { add("normalization.\(modality.rawValue)_\(name)", dtype: "F64", shape: [values.count], bytes: $0) }
+            }
         }
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
