@@ -10,6 +10,8 @@ import HDF5
 public final class Corpus: @unchecked Sendable {
     /// The file this corpus was opened from; every error names it.
     public let path: String
+    /// The file's size and modification time when it was opened (``ensureUnchanged()``).
+    private let openedAs: (size: Int64, modified: timespec)
     public let task: PredictionTask
     /// The names of the label columns, K of them, in the order of ``labels``' columns.
     public let labelNames: [String]
@@ -50,6 +52,27 @@ public final class Corpus: @unchecked Sendable {
     /// duplicate ids, non-monotone offsets, offsets past the end, dimension mismatches and
     /// utterances with neither modality. Feature values are not scanned here (see
     /// ``readFrames(_:utterance:into:)`` and ``validateCorpus(_:maximumProblems:progress:)``).
+    /// Throws if the file changed on disk since it was opened: HDF5 reads zeros past the end
+    /// of a file truncated under it, without an error, so a job would train on zeros. The
+    /// loader checks before every batch it reads (one `stat`).
+    public func ensureUnchanged() throws {
+        let now = try Self.fileState(path)
+        guard now.size == openedAs.size, now.modified.tv_sec == openedAs.modified.tv_sec,
+              now.modified.tv_nsec == openedAs.modified.tv_nsec else {
+            throw CorpusError(file: path, "the corpus changed on disk while the job was reading it (size \(openedAs.size) → \(now.size) bytes): "
+                              + "stopping rather than reading stale or missing data")
+        }
+    }
+
+    private static func fileState(_ path: String) throws -> (size: Int64, modified: timespec) {
+        var status = stat()
+        guard stat(path, &status) == 0 else {
+            throw CorpusError(file: path, errno == ENOENT ? "no such file" : "cannot stat the corpus: \(String(cString: strerror(errno)))")
+        }
+        guard (status.st_mode & S_IFMT) == S_IFREG else { throw CorpusError(file: path, "not a regular file") }
+        return (Int64(status.st_size), status.st_mtim)
+    }
+
     public static func open(_ path: String) throws -> Corpus {
         try HDF5Lock.withLock {
             do {
@@ -66,6 +89,7 @@ public final class Corpus: @unchecked Sendable {
             CorpusError(file: path, utterance: utterance, problem)
         }
         func fail(_ problem: String) -> CorpusError { CorpusError(file: path, problem) }
+        openedAs = try Self.fileState(path)
         let file = try HDF5File.open(path)
 
         // Root attributes.

@@ -56,6 +56,23 @@ final class BatchLoaderTests: XCTestCase {
         }
     }
 
+    /// HDF5 reads zeros past the end of a file truncated under it: the loader stops instead.
+    func testACorpusTruncatedWhileOpenStopsTheLoader() throws {
+        let copy = Self.corpus.folder + "/truncated.h5"
+        try? FileManager.default.removeItem(atPath: copy)
+        try FileManager.default.copyItem(atPath: Self.corpus.path, toPath: copy)
+        let corpus = try Corpus.open(copy)
+        let loader = BatchLoader(corpus: corpus, normalization: Normalization(audio: nil, video: nil),
+                                 labels: LabelMapping(task: corpus.task, transforms: [], outputCount: corpus.labelCount))
+        XCTAssertNoThrow(try loader.load([0, 1]))
+        let handle = try XCTUnwrap(FileHandle(forWritingAtPath: copy))
+        try handle.truncate(atOffset: UInt64(try FileManager.default.attributesOfItem(atPath: copy)[.size] as! Int) / 2)
+        try handle.close()
+        XCTAssertThrowsError(try loader.load([0, 1])) {
+            XCTAssertTrue("\($0)".contains("changed on disk"), "\($0)")
+        }
+    }
+
     func testPrefetcherRunsAheadAndPassesErrorsThrough() throws {
         struct Failure: Error {}
         let prefetcher = Prefetcher<Int>()

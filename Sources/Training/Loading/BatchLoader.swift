@@ -19,6 +19,7 @@ public final class BatchLoader {
     /// Loads `rows` (corpus rows, in order). A bad value throws an error naming the file
     /// and the utterance.
     public func load(_ rows: [Int]) throws -> TrainingBatch {
+        try corpus.ensureUnchanged()
         let labelMatrix = Matrix(rows: rows.count, columns: labels.outputCount)
         for (index, row) in rows.enumerated() { labels.map(corpus.labels(of: row), into: labelMatrix.row(index)) }
         return TrainingBatch(labels: labelMatrix, keys: rows.map { UInt64($0) },
