@@ -120,6 +120,14 @@ public func importCorpus(_ options: ImportOptions, progress: ((Int, Int) -> Void
                               "no features at all: neither \(options.audioDirectory)/\(utterance.id).npy nor \(options.videoDirectory)/\(utterance.id).npy exists")
         }
     }
+    // A feature folder that matched no utterance at all is a mistake (a wrong path, or files
+    // named unlike the label file's FileName column), not a corpus without that modality.
+    for (index, directory) in directories.enumerated() where files[index].allSatisfy({ $0 == nil }) {
+        let npy = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".npy") }
+        throw CorpusError(file: directory, npy.isEmpty
+            ? "no .npy feature files in this folder"
+            : "none of its \(npy.count) .npy files matches an utterance of \(options.labelFile) (e.g. \(npy.sorted()[0]); expected names like \(parsed.utterances[0].id).npy)")
+    }
     let known = Set(parsed.utterances.map { "\($0.id).npy" })
     let unused = directories.reduce(0) { total, directory in
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []

@@ -27,11 +27,24 @@ public enum NumpyFile {
         public var dataOffset: Int
     }
 
+    /// A FIFO or a device named `x.npy` would block the read (or never end): only regular
+    /// files (or links to them) are read.
+    static func requireRegularFile(_ path: String, utterance: String?) throws {
+        var status = stat()
+        guard stat(path, &status) == 0 else {
+            throw CorpusError(file: path, utterance: utterance, "cannot open the .npy file: \(String(cString: strerror(errno)))")
+        }
+        guard (status.st_mode & S_IFMT) == S_IFREG else {
+            throw CorpusError(file: path, utterance: utterance, "not a regular file (a FIFO, device or folder): refusing to read it")
+        }
+    }
+
     private static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // \x93NUMPY
 
     /// Reads only the header of `path` and checks it describes a 2-D little-endian float32 or
     /// float64 C-order array; `utterance` is named in errors.
     public static func readHeader(_ path: String, utterance: String? = nil) throws -> Header {
+        try requireRegularFile(path, utterance: utterance)
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw CorpusError(file: path, utterance: utterance, "cannot open the .npy file")
         }
@@ -42,6 +55,7 @@ public enum NumpyFile {
 
     /// Reads the whole matrix (`utterance` is named in errors).
     public static func read(_ path: String, utterance: String? = nil) throws -> Matrix {
+        try requireRegularFile(path, utterance: utterance)
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CorpusError(file: path, utterance: utterance, "cannot read the .npy file")
         }

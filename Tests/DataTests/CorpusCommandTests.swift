@@ -70,6 +70,7 @@ final class CorpusCommandTests: CorpusTestCase {
         try FileManager.default.createDirectory(atPath: path("v"), withIntermediateDirectories: true)
         try "FileName,x,SpkrID,Gender,Split_Set\nu1.wav,0.5,1,Male,Train\n".write(toFile: path("l.csv"), atomically: true, encoding: .utf8)
         try NumpyFile.write(path("a/u1.npy"), rows: 2, columns: 2, values: [1, 2, 3, .nan])
+        try NumpyFile.write(path("v/u1.npy"), rows: 2, columns: 2, values: [1, 2, 3, 4])
         let result = try run(["corpus", "import", "--labels", path("l.csv"), "--audio", path("a"), "--video", path("v"),
                               "--task", "sentiment", "--output", path("out.h5")])
         XCTAssertEqual(result.status, 1)

@@ -152,6 +152,31 @@ final class ImportTests: CorpusTestCase {
         assertImportFails(file: labels, utterance: "1002_A", mentioning: "line 4: unknown Split_Set 'Validation'")
     }
 
+    /// A FIFO named like a feature file hung the import; now it is refused by name.
+    func testFIFOIsRefused() throws {
+        let path = "\(audio)/1001_A.npy"
+        try FileManager.default.removeItem(atPath: path)
+        XCTAssertEqual(mkfifo(path, 0o644), 0)
+        assertImportFails(file: path, utterance: "1001_A", mentioning: "not a regular file")
+    }
+
+    /// A feature folder that matches no utterance is an error, not a missing modality.
+    func testFolderMatchingNoUtteranceIsAnError() throws {
+        // Keep the utterances that have audio, so none is left without any features.
+        try csv.split(separator: "\n").filter { !$0.hasPrefix("1002_A") }.joined(separator: "\n")
+            .write(toFile: labels, atomically: true, encoding: .utf8)
+        for name in try FileManager.default.contentsOfDirectory(atPath: video) {
+            try FileManager.default.moveItem(atPath: "\(video)/\(name)", toPath: "\(video)/x\(name)")
+        }
+        XCTAssertThrowsError(try importCorpus(options())) { error in
+            XCTAssertTrue("\(error)".contains("matches an utterance"), "\(error)")
+        }
+        for name in try FileManager.default.contentsOfDirectory(atPath: video) { try FileManager.default.removeItem(atPath: "\(video)/\(name)") }
+        XCTAssertThrowsError(try importCorpus(options())) { error in
+            XCTAssertTrue("\(error)".contains("no .npy feature files"), "\(error)")
+        }
+    }
+
     /// A FileName with a path in it would make the import read outside the feature folders.
     func testFileNameThatIsAPath() throws {
         try csv.replacingOccurrences(of: "1002_A.wav", with: "../../1002_A.wav").write(toFile: labels, atomically: true, encoding: .utf8)
