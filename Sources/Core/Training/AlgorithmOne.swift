@@ -38,9 +38,8 @@ public final class AlgorithmOne {
     public init(model: VAVLModel, collectives: Collectives = LocalCollectives(), seed: UInt64? = nil) {
         self.model = model
         self.collectives = collectives
-        optimizer = Adam(store: model.store, configuration: model.configuration.adam)
-        context = RunContext(store: model.store)
-        context.seed = seed ?? model.configuration.seed
+        optimizer = model.makeOptimizer()
+        context = model.makeContext(seed: seed)
     }
 
     /// Runs the phases on this rank's share of the batch.

@@ -9,6 +9,19 @@ public protocol TrainableModel: AnyObject {
 extension VAVLModel: TrainableModel {}
 extension UnimodalBaseline: TrainableModel {}
 
+extension TrainableModel {
+    /// Adam over this model's parameters with its configured hyperparameters.
+    func makeOptimizer() -> Adam { Adam(store: store, configuration: configuration.adam) }
+
+    /// A run context over this model's store whose dropout streams are keyed by `seed`
+    /// (the configured seed by default).
+    func makeContext(seed: UInt64?) -> RunContext {
+        let context = RunContext(store: store)
+        context.seed = seed ?? configuration.seed
+        return context
+    }
+}
+
 /// One training iteration on this rank's share of a global batch, whatever is trained: the
 /// training loop (`Trainer`) drives Algorithm 1 over the VAVL model and the unimodal
 /// baseline's single phase through this one interface.
@@ -74,9 +87,8 @@ public final class UnimodalStep: TrainingStep {
     public init(model: UnimodalBaseline, collectives: Collectives = LocalCollectives(), seed: UInt64? = nil) {
         self.model = model
         self.collectives = collectives
-        optimizer = Adam(store: model.store, configuration: model.configuration.adam)
-        context = RunContext(store: model.store)
-        context.seed = seed ?? model.configuration.seed
+        optimizer = model.makeOptimizer()
+        context = model.makeContext(seed: seed)
     }
 
     /// The phase of Algorithm 1 this baseline stands for (its dropout key and global count).
