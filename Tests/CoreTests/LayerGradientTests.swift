@@ -7,8 +7,18 @@ import XCTest
 final class LayerGradientTests: XCTestCase {
     let segments = Segments(lengths: [6, 1, 9, 3])
 
+    /// A `Layer` under the check, driven through the protocol alone.
     func make(columns: Int, outputColumns: Int, awayFromZero: Bool = false, mode: Mode = .training,
-              build: (ParameterRegistry) -> (forward: (Matrix, RunContext) -> Matrix, backward: (Matrix, RunContext) -> Matrix?))
+              layer build: (ParameterRegistry) -> any Layer) -> LayerUnderTest {
+        make(columns: columns, outputColumns: outputColumns, awayFromZero: awayFromZero, mode: mode, operation: { registry in
+            let layer = build(registry), segments = self.segments
+            return ({ x, context in layer.forward(x, segments: segments, context) }, { dy, context in layer.backward(dy, context) })
+        })
+    }
+
+    /// An operation that is not a `Layer` (Linear, Dropout), given as a forward and a backward.
+    func make(columns: Int, outputColumns: Int, awayFromZero: Bool = false, mode: Mode = .training,
+              operation build: (ParameterRegistry) -> (forward: (Matrix, RunContext) -> Matrix, backward: (Matrix, RunContext) -> Matrix?))
         -> LayerUnderTest {
         let registry = ParameterRegistry()
         let functions = build(registry)
@@ -25,82 +35,43 @@ final class LayerGradientTests: XCTestCase {
     }
 
     func testLinear() {
-        let layer = make(columns: 5, outputColumns: 4) { registry in
-            let linear = Linear(registry, "linear", inputs: 5, outputs: 4, initialization: .pytorchDefault)
-            let output = Matrix(), dx = Matrix()
-            var saved: Matrix?
-            return ({ x, context in
-                saved = x
-                output.resize(rows: x.rows, columns: 4)
-                linear.forward(output.data, x.data, rows: x.rows, context.store)
-                return output
-            }, { dy, context in
-                dx.resize(rows: dy.rows, columns: 5)
-                linear.backward(dx.data, dy.data, saved!.data, rows: dy.rows, context.store)
-                return dx
-            })
-        }
-        GradientCheck.assertPasses(layer, "Linear")
+        GradientCheck.assertPasses(make(columns: 5, outputColumns: 4, layer: {
+            LinearLayer($0, "linear", inputs: 5, outputs: 4, kernelDimension: false)
+        }), "Linear")
     }
 
     func testLayerNorm() {
-        let layer = make(columns: 7, outputColumns: 7) { registry in
-            let norm = LayerNorm(registry, "norm", channels: 7)
-            return ({ x, context in norm.forward(x, context.store) }, { dy, context in norm.backward(dy, context.store) })
-        }
+        let layer = make(columns: 7, outputColumns: 7, layer: { LayerNorm($0, "norm", channels: 7) })
         GradientCheck.assertPasses(layer, "LayerNorm")
     }
 
     func testTemporalConvolution() {
-        let layer = make(columns: 4, outputColumns: 3) { registry in
-            let conv = TemporalConvolution(registry, "proj", inputs: 4, outputs: 3, kernelSize: 5)
-            return ({ x, context in conv.forward(x, segments: self.segments, context.store) },
-                    { dy, context in conv.backward(dy, context.store) })
-        }
+        let layer = make(columns: 4, outputColumns: 3, layer: { TemporalConvolution($0, "proj", inputs: 4, outputs: 3, kernelSize: 5) })
         GradientCheck.assertPasses(layer, "TemporalConvolution")
     }
 
     func testDepthwiseConvolution() {
         for kernel in [3, 7, 31] {
-            let layer = make(columns: 5, outputColumns: 5) { registry in
-                let conv = DepthwiseConvolution(registry, "depthwise", channels: 5, kernelSize: kernel)
-                return ({ x, context in conv.forward(x, segments: self.segments, context.store) },
-                        { dy, context in conv.backward(dy, context.store) })
-            }
+            let layer = make(columns: 5, outputColumns: 5, layer: { DepthwiseConvolution($0, "depthwise", channels: 5, kernelSize: kernel) })
             GradientCheck.assertPasses(layer, "DepthwiseConvolution k=\(kernel)")
         }
     }
 
     func testActivations() {
-        let swish = make(columns: 6, outputColumns: 6) { _ in
-            let layer = Swish()
-            return ({ x, _ in layer.forward(x) }, { dy, _ in layer.backward(dy) })
-        }
-        GradientCheck.assertPasses(swish, "Swish")
-        let relu = make(columns: 6, outputColumns: 6, awayFromZero: true) { _ in
-            let layer = ReLUKernels()
-            return ({ x, _ in layer.forward(x) }, { dy, _ in layer.backward(dy) })
-        }
-        GradientCheck.assertPasses(relu, "ReLU")
-        let glu = make(columns: 8, outputColumns: 4) { _ in
-            let layer = GLU()
-            return ({ x, _ in layer.forward(x) }, { dy, _ in layer.backward(dy) })
-        }
-        GradientCheck.assertPasses(glu, "GLU")
+        GradientCheck.assertPasses(make(columns: 6, outputColumns: 6, layer: { _ in Swish() }), "Swish")
+        GradientCheck.assertPasses(make(columns: 6, outputColumns: 6, awayFromZero: true, layer: { _ in ReLUKernels() }), "ReLU")
+        GradientCheck.assertPasses(make(columns: 8, outputColumns: 4, layer: { _ in GLU() }), "GLU")
     }
 
     func testBatchNormTrainingAndEvaluation() {
         for mode in [Mode.training, .evaluation] {
-            let layer = make(columns: 5, outputColumns: 5, mode: mode) { registry in
-                let norm = BatchNorm(registry, "batchnorm", channels: 5)
-                return ({ x, context in norm.forward(x, context) }, { dy, context in norm.backward(dy, context) })
-            }
+            let layer = make(columns: 5, outputColumns: 5, mode: mode, layer: { BatchNorm($0, "batchnorm", channels: 5) })
             GradientCheck.assertPasses(layer, "BatchNorm \(mode)")
         }
     }
 
     func testDropoutIsItsOwnBackward() {
-        let layer = make(columns: 6, outputColumns: 6) { registry in
+        let layer = make(columns: 6, outputColumns: 6, operation: { registry in
             let dropout = Dropout(registry, "dropout", probability: 0.3)
             let output = Matrix(), dx = Matrix()
             return ({ x, context in
@@ -112,17 +83,14 @@ final class LayerGradientTests: XCTestCase {
                 dropout.apply(dx.data, columns: 6, segments: self.segments, context)
                 return dx
             })
-        }
+        })
         GradientCheck.assertPasses(layer, "Dropout")
     }
 
     func testRelativePositionAttention() {
-        let layer = make(columns: 8, outputColumns: 8) { registry in
-            let attention = RelativePositionAttention(registry, "mhsa", channels: 8, heads: 2,
-                                                      attentionDropout: 0.2, outputDropout: 0.1)
-            return ({ x, context in attention.forward(x, segments: self.segments, context) },
-                    { dy, context in attention.backward(dy, context) })
-        }
+        let layer = make(columns: 8, outputColumns: 8, layer: {
+            RelativePositionAttention($0, "mhsa", channels: 8, heads: 2, attentionDropout: 0.2, outputDropout: 0.1)
+        })
         GradientCheck.assertPasses(layer, "RelativePositionAttention")
     }
 
@@ -130,11 +98,9 @@ final class LayerGradientTests: XCTestCase {
     /// fused bias–Swish–dropout pass take their eight-lane paths.
     func testFeedForward() {
         for (channels, dropout) in [(6, Float(0.2)), (16, 0.3)] {
-            let layer = make(columns: channels, outputColumns: channels) { registry in
-                let module = FeedForward(registry, "ff1", channels: channels, expansion: 2, dropout: dropout)
-                return ({ x, context in module.forward(x, segments: self.segments, context) },
-                        { dy, context in module.backward(dy, context) })
-            }
+            let layer = make(columns: channels, outputColumns: channels, layer: {
+                FeedForward($0, "ff1", channels: channels, expansion: 2, dropout: dropout)
+            })
             GradientCheck.assertPasses(layer, "FeedForward, \(channels) channels")
         }
     }
@@ -143,11 +109,9 @@ final class LayerGradientTests: XCTestCase {
     /// register blocks and its tail.
     func testConvolutionModule() {
         for (channels, kernel) in [(6, 5), (20, 7)] {
-            let layer = make(columns: channels, outputColumns: channels) { registry in
-                let module = ConvolutionModule(registry, "conv", channels: channels, kernelSize: kernel, dropout: 0.2)
-                return ({ x, context in module.forward(x, segments: self.segments, context) },
-                        { dy, context in module.backward(dy, context) })
-            }
+            let layer = make(columns: channels, outputColumns: channels, layer: {
+                ConvolutionModule($0, "conv", channels: channels, kernelSize: kernel, dropout: 0.2)
+            })
             GradientCheck.assertPasses(layer, "ConvolutionModule, \(channels) channels")
         }
     }
@@ -159,37 +123,29 @@ final class LayerGradientTests: XCTestCase {
         config.blocks = 2
         config.convolutionKernel = 5
         config.feedForwardExpansion = 2
-        let layer = make(columns: 5, outputColumns: 8) { registry in
-            let encoder = ConformerEncoder(registry, "encoder", config)
-            return ({ x, context in encoder.forward(x, segments: self.segments, context) },
-                    { dy, context in encoder.backward(dy, context) })
-        }
+        let layer = make(columns: 5, outputColumns: 8, layer: { ConformerEncoder($0, "encoder", config) })
         GradientCheck.assertPasses(layer, "ConformerEncoder", relativeTolerance: 3e-2, absoluteTolerance: 6e-3)
     }
 
     func testMeanPooling() {
-        let layer = make(columns: 4, outputColumns: 4) { _ in
-            let pooling = MeanPooling()
-            return ({ x, _ in pooling.forward(x, segments: self.segments) }, { dy, _ in pooling.backward(dy) })
-        }
-        GradientCheck.assertPasses(layer, "MeanPooling")
+        GradientCheck.assertPasses(make(columns: 4, outputColumns: 4, layer: { _ in MeanPooling() }), "MeanPooling")
     }
 
     /// The checker must be able to fail: a LayerNorm whose backward drops the mean term, and
     /// a Swish whose backward forgets the x σ'(x) term, are both caught.
     func testCheckerCatchesWrongGradients() {
-        let wrongSwish = make(columns: 6, outputColumns: 6) { _ in
+        let wrongSwish = make(columns: 6, outputColumns: 6, operation: { _ in
             let layer = Swish()
             let dx = Matrix()
             var saved: Matrix?
-            return ({ x, _ in saved = x; return layer.forward(x) }, { dy, _ in
+            return ({ x, context in saved = x; return layer.forward(x, context) }, { dy, _ in
                 dx.resize(rows: dy.rows, columns: dy.columns)
                 for i in 0..<dy.count { dx.data[i] = dy.data[i] * sigmoid(saved!.data[i]) }  // missing term
                 return dx
             })
-        }
+        })
         XCTAssertFalse(GradientCheck.run(wrongSwish).failures.isEmpty, "a wrong Swish backward passed the check")
-        let wrongLinear = make(columns: 5, outputColumns: 4) { registry in
+        let wrongLinear = make(columns: 5, outputColumns: 4, operation: { registry in
             let linear = Linear(registry, "linear", inputs: 5, outputs: 4, initialization: .pytorchDefault)
             let output = Matrix(), dx = Matrix()
             var saved: Matrix?
@@ -204,7 +160,7 @@ final class LayerGradientTests: XCTestCase {
                 context.store.gradient(linear.weight)[3] *= 1.05  // one weight gradient 5 % off
                 return dx
             })
-        }
+        })
         let report = GradientCheck.run(wrongLinear, samples: 400)
         XCTAssertFalse(report.failures.isEmpty, "a 5 % error in one weight gradient passed the check")
     }
@@ -212,21 +168,46 @@ final class LayerGradientTests: XCTestCase {
 
 /// The ReLU kernels the heads call (`Elementwise.reluForward` / `reluBackward`), wrapped as a
 /// layer for the gradient and parity checks.
-final class ReLUKernels {
+final class ReLUKernels: FrameLayer {
     let output = Matrix(), inputGradient = Matrix()
     private var input: Matrix?
 
-    func forward(_ x: Matrix) -> Matrix {
+    func forward(_ x: Matrix, _ context: RunContext) -> Matrix {
         input = x
         output.resize(rows: x.rows, columns: x.columns)
         Elementwise.reluForward(output.data, x.data, count: x.count)
         return output
     }
 
-    func backward(_ dy: Matrix) -> Matrix {
+    func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let x = input!
         inputGradient.resize(rows: x.rows, columns: x.columns)
         Elementwise.reluBackward(inputGradient.data, dy.data, x.data, count: x.count)
+        return inputGradient
+    }
+}
+
+/// `Linear` (an operation on raw rows, not a `Layer`) wrapped as a layer for the checks.
+final class LinearLayer: FrameLayer {
+    let linear: Linear
+    private let output = Matrix(), inputGradient = Matrix()
+    private var input: Matrix?
+
+    init(_ registry: ParameterRegistry, _ name: String, inputs: Int, outputs: Int, kernelDimension: Bool) {
+        linear = Linear(registry, name, inputs: inputs, outputs: outputs, initialization: .pytorchDefault,
+                        kernelDimension: kernelDimension)
+    }
+
+    func forward(_ x: Matrix, _ context: RunContext) -> Matrix {
+        input = x
+        output.resize(rows: x.rows, columns: linear.outputs)
+        linear.forward(output.data, x.data, rows: x.rows, context.store)
+        return output
+    }
+
+    func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
+        inputGradient.resize(rows: dy.rows, columns: linear.inputs)
+        linear.backward(inputGradient.data, dy.data, input!.data, rows: dy.rows, context.store)
         return inputGradient
     }
 }

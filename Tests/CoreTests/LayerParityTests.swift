@@ -5,9 +5,7 @@ import XCTest
 /// Parity with PyTorch, layer by layer: outputs, input gradients and parameter gradients
 /// against Tests/CoreTests/Fixtures/layers.h5 (see Scripts/reference/make_fixtures.py).
 final class LayerParityTests: XCTestCase {
-    typealias Built = (forward: (Matrix, Segments, RunContext) -> Matrix, backward: (Matrix, RunContext) -> Matrix)
-
-    func runCase(_ name: String, file: StaticString = #filePath, line: UInt = #line, build: (ParameterRegistry) -> Built) throws {
+    func runCase(_ name: String, file: StaticString = #filePath, line: UInt = #line, build: (ParameterRegistry) -> any Layer) throws {
         let fixture = try Fixture("layers.h5")
         let registry = ParameterRegistry()
         let layer = registry.scope("m") { build(registry) }
@@ -40,7 +38,7 @@ final class LayerParityTests: XCTestCase {
         let input = try fixture.matrix("\(name)/input")
 
         var comparison = TensorComparison()
-        let output = layer.forward(input, segments, context).copied()
+        let output = layer.forward(input, segments: segments, context).copied()
         comparison.compare("\(name).output", output.array, try fixture.floats("\(name)/output"), file: file, line: line)
         for bufferName in try fixture.names("\(name)/buffers_after") {
             let path = "\(name)/buffers_after/\(bufferName)"
@@ -67,97 +65,48 @@ final class LayerParityTests: XCTestCase {
         comparison.report(name)
     }
 
-    /// A stateless wrapper for layers that take raw pointers (Linear).
-    func linearCase(inputs: Int, outputs: Int, kernelDimension: Bool) -> (ParameterRegistry) -> Built {
-        { registry in
-            let linear = Linear(registry, "", inputs: inputs, outputs: outputs, initialization: .pytorchDefault,
-                                kernelDimension: kernelDimension)
-            let y = Matrix(), dx = Matrix()
-            var saved: Matrix?
-            return ({ x, _, context in
-                saved = x
-                y.resize(rows: x.rows, columns: outputs)
-                linear.forward(y.data, x.data, rows: x.rows, context.store)
-                return y
-            }, { dy, context in
-                dx.resize(rows: dy.rows, columns: inputs)
-                linear.backward(dx.data, dy.data, saved!.data, rows: dy.rows, context.store)
-                return dx
-            })
-        }
+    func testLinear() throws {
+        try runCase("linear") { LinearLayer($0, "", inputs: 8, outputs: 6, kernelDimension: false) }
     }
 
-    func testLinear() throws { try runCase("linear", build: linearCase(inputs: 8, outputs: 6, kernelDimension: false)) }
     func testPointwiseConvolution() throws {
-        try runCase("pointwise_conv", build: linearCase(inputs: 6, outputs: 10, kernelDimension: true))
+        try runCase("pointwise_conv") { LinearLayer($0, "", inputs: 6, outputs: 10, kernelDimension: true) }
     }
 
-    func testLayerNorm() throws {
-        try runCase("layer_norm") { registry in
-            let norm = LayerNorm(registry, "", channels: 10)
-            return ({ x, _, context in norm.forward(x, context.store) }, { dy, context in norm.backward(dy, context.store) })
-        }
-    }
+    func testLayerNorm() throws { try runCase("layer_norm") { LayerNorm($0, "", channels: 10) } }
 
     func testTemporalConvolution() throws {
-        try runCase("temporal_conv") { registry in
-            let conv = TemporalConvolution(registry, "", inputs: 8, outputs: 5, kernelSize: 5)
-            return ({ x, s, context in conv.forward(x, segments: s, context.store) }, { dy, context in conv.backward(dy, context.store) })
-        }
+        try runCase("temporal_conv") { TemporalConvolution($0, "", inputs: 8, outputs: 5, kernelSize: 5) }
     }
 
     func testDepthwiseConvolution() throws {
         for (name, kernel) in [("depthwise_conv", 7), ("depthwise_conv_k31", 31)] {
-            try runCase(name) { registry in
-                let conv = DepthwiseConvolution(registry, "", channels: 6, kernelSize: kernel)
-                return ({ x, s, context in conv.forward(x, segments: s, context.store) }, { dy, context in conv.backward(dy, context.store) })
-            }
+            try runCase(name) { DepthwiseConvolution($0, "", channels: 6, kernelSize: kernel) }
         }
     }
 
     func testActivations() throws {
-        try runCase("glu") { _ in
-            let glu = GLU()
-            return ({ x, _, _ in glu.forward(x) }, { dy, _ in glu.backward(dy) })
-        }
-        try runCase("swish") { _ in
-            let swish = Swish()
-            return ({ x, _, _ in swish.forward(x) }, { dy, _ in swish.backward(dy) })
-        }
-        try runCase("relu") { _ in
-            let relu = ReLUKernels()
-            return ({ x, _, _ in relu.forward(x) }, { dy, _ in relu.backward(dy) })
-        }
+        try runCase("glu") { _ in GLU() }
+        try runCase("swish") { _ in Swish() }
+        try runCase("relu") { _ in ReLUKernels() }
     }
 
     func testBatchNorm() throws {
         for name in ["batch_norm_train", "batch_norm_eval"] {
-            try runCase(name) { registry in
-                let norm = BatchNorm(registry, "", channels: 6)
-                return ({ x, _, context in norm.forward(x, context) }, { dy, context in norm.backward(dy, context) })
-            }
+            try runCase(name) { BatchNorm($0, "", channels: 6) }
         }
     }
 
     func testRelativePositionAttention() throws {
-        try runCase("mhsa") { registry in
-            let attention = RelativePositionAttention(registry, "", channels: 16, heads: 2, attentionDropout: 0, outputDropout: 0)
-            return ({ x, s, context in attention.forward(x, segments: s, context) }, { dy, context in attention.backward(dy, context) })
-        }
+        try runCase("mhsa") { RelativePositionAttention($0, "", channels: 16, heads: 2, attentionDropout: 0, outputDropout: 0) }
     }
 
     func testFeedForward() throws {
-        try runCase("feed_forward") { registry in
-            let module = FeedForward(registry, "", channels: 16, expansion: 4, dropout: 0)
-            return ({ x, s, context in module.forward(x, segments: s, context) }, { dy, context in module.backward(dy, context) })
-        }
+        try runCase("feed_forward") { FeedForward($0, "", channels: 16, expansion: 4, dropout: 0) }
     }
 
     func testConvolutionModule() throws {
-        try runCase("conv_module") { registry in
-            let module = ConvolutionModule(registry, "", channels: 16, kernelSize: 7, dropout: 0)
-            return ({ x, s, context in module.forward(x, segments: s, context) }, { dy, context in module.backward(dy, context) })
-        }
+        try runCase("conv_module") { ConvolutionModule($0, "", channels: 16, kernelSize: 7, dropout: 0) }
     }
 
     func conformerConfiguration(inputs: Int, blocks: Int) -> ConformerConfiguration {
@@ -177,24 +126,13 @@ final class LayerParityTests: XCTestCase {
 
     func testConformerBlock() throws {
         for name in ["conformer_block", "conformer_block_eval"] {
-            try runCase(name) { registry in
-                let block = ConformerBlock(registry, "", conformerConfiguration(inputs: 16, blocks: 1))
-                return ({ x, s, context in block.forward(x, segments: s, context) }, { dy, context in block.backward(dy, context) })
-            }
+            try runCase(name) { ConformerBlock($0, "", conformerConfiguration(inputs: 16, blocks: 1)) }
         }
     }
 
     func testConformerEncoder() throws {
-        try runCase("conformer_encoder") { registry in
-            let encoder = ConformerEncoder(registry, "", conformerConfiguration(inputs: 10, blocks: 2))
-            return ({ x, s, context in encoder.forward(x, segments: s, context) }, { dy, context in encoder.backward(dy, context) })
-        }
+        try runCase("conformer_encoder") { ConformerEncoder($0, "", conformerConfiguration(inputs: 10, blocks: 2)) }
     }
 
-    func testMeanPooling() throws {
-        try runCase("mean_pool") { _ in
-            let pooling = MeanPooling()
-            return ({ x, s, _ in pooling.forward(x, segments: s) }, { dy, _ in pooling.backward(dy) })
-        }
-    }
+    func testMeanPooling() throws { try runCase("mean_pool") { _ in MeanPooling() } }
 }

@@ -2,7 +2,7 @@
 /// (the backward needs it) by keeping a reference to the caller's matrix.
 
 /// Swish(x) = x · σ(x).
-public final class Swish {
+public final class Swish: FrameLayer {
     public let output = Matrix()
 
     /// `workspace`: the model's (by default a workspace of its own).
@@ -13,14 +13,14 @@ public final class Swish {
     public var inputGradient: Matrix { sharedInputGradient }
     private var input: Matrix?
 
-    public func forward(_ x: Matrix) -> Matrix {
+    public func forward(_ x: Matrix, _ context: RunContext) -> Matrix {
         input = x
         output.resize(rows: x.rows, columns: x.columns)
         Elementwise.swishForward(output.data, x.data, count: x.count)
         return output
     }
 
-    public func backward(_ dy: Matrix) -> Matrix {
+    public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let x = input!
         inputGradient.resize(rows: x.rows, columns: x.columns)
         Elementwise.swishBackward(inputGradient.data, dy.data, x.data, count: x.count)
@@ -29,7 +29,7 @@ public final class Swish {
 }
 
 /// GLU over channels: (N, 2C) → (N, C), `a · σ(b)` with `a` the first C channels.
-public final class GLU {
+public final class GLU: FrameLayer {
     public let output = Matrix()
 
     /// `workspace`: the model's (by default a workspace of its own).
@@ -40,7 +40,7 @@ public final class GLU {
     public var inputGradient: Matrix { sharedInputGradient }
     private var input: Matrix?
 
-    public func forward(_ x: Matrix) -> Matrix {
+    public func forward(_ x: Matrix, _ context: RunContext) -> Matrix {
         precondition(x.columns % 2 == 0, "GLU needs an even number of channels")
         input = x
         output.resize(rows: x.rows, columns: x.columns / 2)
@@ -48,7 +48,7 @@ public final class GLU {
         return output
     }
 
-    public func backward(_ dy: Matrix) -> Matrix {
+    public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let x = input!
         inputGradient.resize(rows: x.rows, columns: x.columns)
         Elementwise.gluBackward(inputGradient.data, dy.data, x.data, rows: x.rows, channels: x.columns / 2)

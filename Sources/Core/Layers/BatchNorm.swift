@@ -4,7 +4,7 @@
 /// Training: y = (x − μ_B)/√(σ²_B + ε) γ + β with the biased batch variance; running mean
 /// and variance move by `momentum` towards μ_B and the unbiased variance (σ²_B when one
 /// frame). Evaluation: the running statistics replace μ_B and σ²_B.
-public final class BatchNorm {
+public final class BatchNorm: FrameLayer {
     public let channels: Int
     public let epsilon: Float
     public let momentum: Float

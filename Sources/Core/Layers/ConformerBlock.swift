@@ -32,7 +32,7 @@ public struct ResidualSum {
 
 /// One macaron Conformer block:
 /// x += ½ FF1(x);  x += MHSA(x);  x += Conv(x);  x += ½ FF2(x);  x = LayerNorm(x).
-public final class ConformerBlock {
+public final class ConformerBlock: Layer {
     public let feedForward1: FeedForward
     public let attention: RelativePositionAttention
     public let convolution: ConvolutionModule
@@ -78,12 +78,12 @@ public final class ConformerBlock {
         Profiler.measure(.feedForward) {
             _ = feedForward2.forward(afterConvolution, segments: segments, context, residual: ResidualSum(scale: 0.5, target: beforeNorm))
         }
-        return Profiler.measure(.normalization) { norm.forward(beforeNorm, context.store) }
+        return Profiler.measure(.normalization) { norm.forward(beforeNorm, context) }
     }
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let gradient = sharedGradient, store = context.store
-        Profiler.measure(.normalization) { norm.backward(dy, store, into: gradient, accumulating: false) }
+        Profiler.measure(.normalization) { norm.backward(dy, context, into: gradient, accumulating: false) }
         // Each module reads the residual stream's gradient first and adds its dx to it last;
         // the feed-forward modules enter the stream scaled by ½, so they see ½ of it.
         Profiler.measure(.feedForward) { feedForward2.backward(gradient, context, scale: 0.5, addingTo: gradient) }

@@ -1,5 +1,5 @@
 /// A Conformer encoder: input projection Linear(I → C) → Dropout → N Conformer blocks.
-public final class ConformerEncoder {
+public final class ConformerEncoder: Layer {
     public let configuration: ConformerConfiguration
     public let inputProjection: Linear
     public let inputDropout: Dropout
@@ -32,9 +32,11 @@ public final class ConformerEncoder {
         return hidden
     }
 
+    public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix { backward(dy, context, needsInputGradient: true) }
+
     /// Returns dx (N, I); pass `needsInputGradient: false` to skip it where x is data.
     @discardableResult
-    public func backward(_ dy: Matrix, _ context: RunContext, needsInputGradient: Bool = true) -> Matrix {
+    public func backward(_ dy: Matrix, _ context: RunContext, needsInputGradient: Bool) -> Matrix {
         var gradient = dy
         for block in blocks.reversed() {
             gradient = block.backward(gradient, context)

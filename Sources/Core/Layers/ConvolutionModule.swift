@@ -1,7 +1,7 @@
 /// The Conformer convolution module: LayerNorm → pointwise Conv1d C → 2C → GLU →
 /// depthwise Conv1d (kernel K, per utterance) → BatchNorm1d → Swish → pointwise Conv1d
 /// C → C → Dropout.
-public final class ConvolutionModule {
+public final class ConvolutionModule: Layer {
     public let norm: LayerNorm
     public let pointwise1: Linear
     public let glu: GLU
@@ -37,19 +37,23 @@ public final class ConvolutionModule {
         }
     }
 
+    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext) -> Matrix {
+        forward(x, segments: segments, context, residual: nil)
+    }
+
     /// With `residual`, the last pass writes `residual.target` = x + scale · module(x)
     /// instead of the module's output, and returns it.
-    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext, residual: ResidualSum? = nil) -> Matrix {
+    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext, residual: ResidualSum?) -> Matrix {
         let store = context.store, n = x.rows, c = x.columns
         self.segments = segments
-        let normalized = norm.forward(x, store)
+        let normalized = norm.forward(x, context)
         expanded.resize(rows: n, columns: 2 * c)
         roundedInputs.normalized = store.roundedOperand(normalized.data, rows: n, columns: c, stride: c)
         pointwise1.forward(expanded.data, normalized.data, rows: n, store, roundedInput: roundedInputs.normalized)
-        let gated = glu.forward(expanded)
-        let convolved = depthwise.forward(gated, segments: segments, store)
+        let gated = glu.forward(expanded, context)
+        let convolved = depthwise.forward(gated, segments: segments, context)
         let batchNormalized = batchNorm.forward(convolved, context)
-        let activated = swish.forward(batchNormalized)
+        let activated = swish.forward(batchNormalized, context)
         output.resize(rows: n, columns: c)
         roundedInputs.activated = store.roundedOperand(activated.data, rows: n, columns: c, stride: c)
         pointwise2.forward(output.data, activated.data, rows: n, store, addingBias: false, roundedInput: roundedInputs.activated)
@@ -58,12 +62,12 @@ public final class ConvolutionModule {
     }
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
-        norm.backward(backwardToNormalized(dy, context), context.store)
+        norm.backward(backwardToNormalized(dy, context), context)
     }
 
     /// The backward with dx added to `target`, which may be `dy` itself (dy is read first).
     public func backward(_ dy: Matrix, _ context: RunContext, addingTo target: Matrix) {
-        norm.backward(backwardToNormalized(dy, context), context.store, into: target, accumulating: true)
+        norm.backward(backwardToNormalized(dy, context), context, into: target, accumulating: true)
     }
 
     /// Everything but the LayerNorm: dL/d(normalized input).
@@ -74,10 +78,10 @@ public final class ConvolutionModule {
         dropout.apply(to: dOutput.data, from: dy.data, columns: c, segments: segments, context)
         dActivated.resize(rows: n, columns: c)
         pointwise2.backward(dActivated.data, dOutput.data, swish.output.data, rows: n, store, roundedInput: roundedInputs.activated)
-        let dBatchNormalized = swish.backward(dActivated)
+        let dBatchNormalized = swish.backward(dActivated, context)
         let dConvolved = batchNorm.backward(dBatchNormalized, context)
-        let dGated = depthwise.backward(dConvolved, store)
-        let dExpanded = glu.backward(dGated)
+        let dGated = depthwise.backward(dConvolved, context)
+        let dExpanded = glu.backward(dGated, context)
         dNormalized.resize(rows: n, columns: c)
         pointwise1.backward(dNormalized.data, dExpanded.data, norm.output.data, rows: n, store,
                             roundedInput: roundedInputs.normalized)

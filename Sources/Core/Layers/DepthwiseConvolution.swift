@@ -1,6 +1,6 @@
 /// Depthwise Conv1d (groups = C, odd kernel K, no bias) over each utterance's own frames
 /// with "same" zero padding: y[t, c] = Σ_k w[c, k] x[t + k − K/2, c].
-public final class DepthwiseConvolution {
+public final class DepthwiseConvolution: Layer {
     public let channels: Int
     public let kernelSize: Int
     public let weight: Parameter  // (C, 1, K)
@@ -25,7 +25,8 @@ public final class DepthwiseConvolution {
         tapMajorGradient = [Float](repeating: 0, count: kernelSize * channels)
     }
 
-    public func forward(_ x: Matrix, segments: Segments, _ store: ParameterStore) -> Matrix {
+    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext) -> Matrix {
+        let store = context.store
         input = x
         self.segments = segments
         let c = channels, k = kernelSize
@@ -83,7 +84,8 @@ public final class DepthwiseConvolution {
     }
 
     /// dx[s, c] = Σ_k w[c, k] dy[s − k + K/2, c];  dw[c, k] += Σ_t dy[t, c] x[t + k − K/2, c].
-    public func backward(_ dy: Matrix, _ store: ParameterStore) -> Matrix {
+    public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
+        let store = context.store
         let x = input!, c = channels, k = kernelSize, pad = k / 2
         inputGradient.resize(rows: x.rows, columns: c)
         let dx = inputGradient.data

@@ -1,6 +1,6 @@
 /// The Conformer feed-forward module: LayerNorm → Linear(C → E·C) → Swish → Dropout →
 /// Linear(E·C → C) → Dropout. (The block scales it by ½ and adds the residual.)
-public final class FeedForward {
+public final class FeedForward: Layer {
     public let norm: LayerNorm
     public let linear1: Linear
     public let linear2: Linear
@@ -33,12 +33,16 @@ public final class FeedForward {
         }
     }
 
+    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext) -> Matrix {
+        forward(x, segments: segments, context, residual: nil)
+    }
+
     /// With `residual`, the last pass writes `residual.target` = x + scale · module(x)
     /// instead of the module's output, and returns it.
-    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext, residual: ResidualSum? = nil) -> Matrix {
+    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext, residual: ResidualSum?) -> Matrix {
         let store = context.store, n = x.rows
         self.segments = segments
-        let normalized = norm.forward(x, store)
+        let normalized = norm.forward(x, context)
         preActivation.resize(rows: n, columns: linear1.outputs)
         roundedInputs.normalized = store.roundedOperand(normalized.data, rows: n, columns: linear1.inputs, stride: linear1.inputs)
         linear1.forward(preActivation.data, normalized.data, rows: n, store, addingBias: false,
@@ -66,14 +70,14 @@ public final class FeedForward {
     }
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
-        norm.backward(backwardToNormalized(dy, context, scale: 1), context.store)
+        norm.backward(backwardToNormalized(dy, context, scale: 1), context)
     }
 
     /// The backward of `scale` · module(x) (the Conformer block's ½), with dx added to
     /// `target`, which may be `dy` itself (dy is read first): the block's residual stream
     /// without separate scaling and accumulation passes.
     public func backward(_ dy: Matrix, _ context: RunContext, scale: Float, addingTo target: Matrix) {
-        norm.backward(backwardToNormalized(dy, context, scale: scale), context.store, into: target, accumulating: true)
+        norm.backward(backwardToNormalized(dy, context, scale: scale), context, into: target, accumulating: true)
     }
 
     /// Everything but the LayerNorm: dL/d(normalized input).

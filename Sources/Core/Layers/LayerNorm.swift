@@ -1,5 +1,5 @@
 /// LayerNorm over the channels of each row: y = (x − μ) / √(σ² + ε) · γ + β.
-public final class LayerNorm {
+public final class LayerNorm: FrameLayer {
     public let channels: Int
     public let epsilon: Float
     public let weight: Parameter  // (C)
@@ -23,8 +23,9 @@ public final class LayerNorm {
         }
     }
 
-    public func forward(_ x: Matrix, _ store: ParameterStore) -> Matrix {
+    public func forward(_ x: Matrix, _ context: RunContext) -> Matrix {
         input = x
+        let store = context.store
         let rows = x.rows, c = channels
         output.resize(rows: rows, columns: c)
         if mean.count < rows {
@@ -53,15 +54,16 @@ public final class LayerNorm {
     /// dγ += Σ dy x̂, dβ += Σ dy, dx = rstd (dy γ − mean(dy γ) − x̂ mean(dy γ x̂)).
     /// Rows are split over the rank's threads; each chunk but the first sums dγ, dβ into
     /// its own partial buffer, added in chunk order after.
-    public func backward(_ dy: Matrix, _ store: ParameterStore) -> Matrix {
-        backward(dy, store, into: inputGradient, accumulating: false)
+    public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
+        backward(dy, context, into: inputGradient, accumulating: false)
         return inputGradient
     }
 
     /// The backward with dx written into `target` (resized), or added to it with
     /// `accumulating` — a residual stream's gradient, saving the separate pass. `target` may
     /// not be `dy`.
-    public func backward(_ dy: Matrix, _ store: ParameterStore, into target: Matrix, accumulating: Bool) {
+    public func backward(_ dy: Matrix, _ context: RunContext, into target: Matrix, accumulating: Bool) {
+        let store = context.store
         precondition(target !== dy, "LayerNorm's backward cannot write dx over dy")
         let x = input!, rows = x.rows, c = channels
         if accumulating {

@@ -12,7 +12,7 @@ import Glibc
 ///   C[i, j] = (q[i] + u)·k[j],  S[i, j] = (q[i] + v_b)·p[j],  P = relshift(S)
 ///   A = softmax_j((C + P) / √C_model),  context[i] = Σ_j dropout(A)[i, j] v[j]
 ///   output = out(context), then dropout.
-public final class RelativePositionAttention {
+public final class RelativePositionAttention: Layer {
     public let channels: Int
     public let heads: Int
     public let headDimension: Int
@@ -100,12 +100,16 @@ public final class RelativePositionAttention {
         }
     }
 
+    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext) -> Matrix {
+        forward(x, segments: segments, context, residual: nil)
+    }
+
     /// With `residual`, the last pass writes `residual.target` = x + scale · module(x)
     /// instead of the module's output, and returns it.
-    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext, residual: ResidualSum? = nil) -> Matrix {
+    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext, residual: ResidualSum?) -> Matrix {
         let store = context.store, n = x.rows, c = channels, d = headDimension
         self.segments = segments
-        let normalized = norm.forward(x, store)
+        let normalized = norm.forward(x, context)
         // In bf16 the normalised input is rounded once for the three projections and their
         // weight gradients.
         roundedNormalized = store.roundedOperand(normalized.data, rows: n, columns: c, stride: c)
@@ -174,13 +178,13 @@ public final class RelativePositionAttention {
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
         let dNormalized = backwardToNormalized(dy, context)
-        norm.backward(dNormalized, context.store, into: inputGradient, accumulating: false)
+        norm.backward(dNormalized, context, into: inputGradient, accumulating: false)
         return inputGradient
     }
 
     /// The backward with dx added to `target`, which may be `dy` itself (dy is read first).
     public func backward(_ dy: Matrix, _ context: RunContext, addingTo target: Matrix) {
-        norm.backward(backwardToNormalized(dy, context), context.store, into: target, accumulating: true)
+        norm.backward(backwardToNormalized(dy, context), context, into: target, accumulating: true)
     }
 
     /// Everything but the LayerNorm: dL/d(normalized input).

@@ -6,7 +6,7 @@ import BLAS
 /// K shifted rows of Z that stay inside its utterance. The backward scatters dy into dZ the
 /// same way and makes two products, so the batch costs three large sgemm calls instead of
 /// three per tap per utterance.
-public final class TemporalConvolution {
+public final class TemporalConvolution: Layer {
     public let inputs: Int
     public let outputs: Int
     public let kernelSize: Int
@@ -35,7 +35,8 @@ public final class TemporalConvolution {
         tapMajorGradient = [Float](repeating: 0, count: kernelSize * outputs * inputs)
     }
 
-    public func forward(_ x: Matrix, segments: Segments, _ store: ParameterStore) -> Matrix {
+    public func forward(_ x: Matrix, segments: Segments, _ context: RunContext) -> Matrix {
+        let store = context.store
         input = x
         self.segments = segments
         let o = outputs, i = inputs, k = kernelSize, n = x.rows, width = k * o
@@ -71,8 +72,13 @@ public final class TemporalConvolution {
 
     /// dW += Σ dyᵀ x (per tap) and, unless `needsInputGradient` is false (the input is data),
     /// dx; returns dx (stale when not formed).
+    public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
+        backward(dy, context, needsInputGradient: true)
+    }
+
     @discardableResult
-    public func backward(_ dy: Matrix, _ store: ParameterStore, needsInputGradient: Bool = true) -> Matrix {
+    public func backward(_ dy: Matrix, _ context: RunContext, needsInputGradient: Bool) -> Matrix {
+        let store = context.store
         let x = input!, o = outputs, i = inputs, k = kernelSize, n = x.rows, width = k * o
         // dZ[s, block k] = dy[s − (k − K/2)] where that output frame is inside the utterance, else 0.
         let dZ = tapGradients

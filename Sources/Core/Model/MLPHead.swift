@@ -1,7 +1,7 @@
 /// The prediction and reconstruction heads (DESIGN §2.4): fc1 (in → h1) → ReLU → Dropout →
 /// fc2 (h1 → h2) → out (h2 → out), with no activation between the last two (released code).
 /// Rows are utterances; dropout keys use the utterance and frame 0.
-public final class MLPHead {
+public final class MLPHead: FrameLayer {
     public let fc1: Linear, fc2: Linear, out: Linear
     public let dropout: Dropout
     public let output = Matrix()
@@ -38,9 +38,11 @@ public final class MLPHead {
         return output
     }
 
+    public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix { backward(dy, context, needsInputGradient: true) }
+
     /// Accumulates parameter gradients; returns dx (B, in) when `needsInputGradient`.
     @discardableResult
-    public func backward(_ dy: Matrix, _ context: RunContext, needsInputGradient: Bool = true) -> Matrix {
+    public func backward(_ dy: Matrix, _ context: RunContext, needsInputGradient: Bool) -> Matrix {
         let store = context.store, rows = dy.rows
         dHidden2.resize(rows: rows, columns: fc2.outputs)
         out.backward(dHidden2.data, dy.data, hidden2.data, rows: rows, store)

@@ -14,20 +14,20 @@ public final class ModalityBranch {
 
     /// x (N, d_m) → (N, dim).
     public func forward(_ x: Matrix, segments: Segments, _ context: RunContext) -> Matrix {
-        let projected = Profiler.measure(.projection) { projection.forward(x, segments: segments, context.store) }
+        let projected = Profiler.measure(.projection) { projection.forward(x, segments: segments, context) }
         return encoder.forward(projected, segments: segments, context)
     }
 
     /// Accumulates parameter gradients; the input is data, so no input gradient is formed.
     public func backward(_ dy: Matrix, _ context: RunContext) {
         let dProjected = encoder.backward(dy, context)
-        _ = Profiler.measure(.projection) { projection.backward(dProjected, context.store, needsInputGradient: false) }
+        _ = Profiler.measure(.projection) { projection.backward(dProjected, context, needsInputGradient: false) }
     }
 }
 
 /// The shared layers θ_s (DESIGN §2.2): h = LayerNorm(shared(x) + x) (no `+ x` under the
 /// no-residual ablation), applied to one modality at a time.
-public final class SharedEncoder {
+public final class SharedEncoder: Layer {
     public let encoder: ConformerEncoder
     public let norm: LayerNorm
     public let residual: Bool
@@ -50,11 +50,11 @@ public final class SharedEncoder {
         } else {
             sum.copy(from: shared)
         }
-        return norm.forward(sum, context.store)
+        return norm.forward(sum, context)
     }
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
-        let dSum = norm.backward(dy, context.store)
+        let dSum = norm.backward(dy, context)
         let dx = encoder.backward(dSum, context)
         inputGradient.copy(from: dx)
         if residual { Elementwise.accumulate(inputGradient.data, dSum.data, count: dSum.count) }

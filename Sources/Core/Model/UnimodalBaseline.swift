@@ -61,7 +61,7 @@ public final class UnimodalBaseline {
     /// overwritten by the next call.
     public func forward(_ x: Matrix, segments: Segments, _ context: RunContext) -> Matrix {
         let encoded = branch.forward(x, segments: segments, context)
-        pooled = pooling.forward(encoded, segments: segments)
+        pooled = pooling.forward(encoded, segments: segments, context)
         let rows = pooled.rows
         rowSegments = Segments(offsets: Array(0...rows))
         hidden.resize(rows: rows, columns: configuration.dim)
@@ -83,7 +83,7 @@ public final class UnimodalBaseline {
         Elementwise.reluBackward(dActivated.data, dActivated.data, hidden.data, count: dActivated.count)
         dPooled.resize(rows: rows, columns: configuration.dim)
         fc1.backward(dPooled.data, dActivated.data, pooled.data, rows: rows, store)
-        let dEncoded = pooling.backward(dPooled)
+        let dEncoded = pooling.backward(dPooled, context)
         branch.backward(dEncoded, context)
     }
 

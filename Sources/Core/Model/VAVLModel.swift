@@ -85,14 +85,14 @@ public final class VAVLModel {
     public func represent(_ modality: Modality, _ x: Matrix, segments: Segments, _ context: RunContext) -> Matrix {
         let branchOutput = branch(modality).forward(x, segments: segments, context)
         let sharedOutput = shared.forward(branchOutput, segments: segments, context)
-        return pooling.forward(sharedOutput, segments: segments)
+        return pooling.forward(sharedOutput, segments: segments, context)
     }
 
     /// Backward of ``represent(_:_:segments:_:)`` from dr (B, dim). `ready` is told each
     /// parameter range as soon as its gradients are final: the shared layers, then the branch.
     public func representBackward(_ modality: Modality, _ dr: Matrix, _ context: RunContext,
                                   ready: (Range<Int>) -> Void = { _ in }) {
-        let dShared = pooling.backward(dr)
+        let dShared = pooling.backward(dr, context)
         let dBranch = shared.backward(dShared, context)
         ready(groups.shared)
         branch(modality).backward(dBranch, context)

@@ -39,7 +39,7 @@ public struct ModalityInput {
 
     /// The mean of each utterance's frames: the reconstruction target x̄ (B_m, d_m).
     public func frameMeans() -> Matrix {
-        MeanPooling().forward(features, segments: segments).copied()
+        MeanPooling().pool(features, segments: segments).copied()
     }
 }
 
