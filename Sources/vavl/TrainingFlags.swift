@@ -79,8 +79,9 @@ struct TrainingFlags: ParsableArguments {
         if let (key, problem) = configuration.problems().first {
             throw ValidationError("invalid configuration: '\(key)': \(problem)")
         }
+        var resumeChanges: [ResumeChange] = []
         if let stored {
-            try Self.checkResume(configuration, against: stored.configuration, path: stored.path,
+            resumeChanges = try Self.checkResume(configuration, against: stored.configuration, path: stored.path,
                                  overridden: Set(override.compactMap { $0.split(separator: "=").first.map(String.init) }),
                                  say: world.rank == 0 && !quiet ? { print($0) } : { _ in })
         }
@@ -108,6 +109,7 @@ struct TrainingFlags: ParsableArguments {
         guard let policy = NonFinitePolicy(rawValue: nanPolicy) else { throw ValidationError("--nan-policy must be abort or skip") }
         options.nonFinitePolicy = policy
         options.resume = resume
+        options.resumeChanges = resumeChanges
         options.partitionFile = partition
         options.keepCheckpoints = keep
         options.checkpointEvery = checkpointEvery
@@ -133,16 +135,18 @@ struct TrainingFlags: ParsableArguments {
     /// A resume may change the schedule (epochs) freely, and keys of the `overridable` rule
     /// only through `--override`; the model's keys never. The corpus, named again, must be
     /// the one the checkpoint was trained on as far as the model sees it (dimensions, task,
-    /// label names). Every change is printed.
+    /// label names). Every change is printed and returned (the `resume` record lists them).
     static func checkResume(_ configuration: VAVLConfiguration, against stored: VAVLConfiguration, path: String,
-                            overridden: Set<String>, say: (String) -> Void) throws {
-        var refused: [String] = [], needsOverride: [String] = []
+                            overridden: Set<String>, say: (String) -> Void) throws -> [ResumeChange] {
+        var refused: [String] = [], needsOverride: [String] = [], accepted: [ResumeChange] = []
         for (field, before, now) in configuration.changes(from: stored) {
             let change = "\(field.key) \(before) → \(now)"
             switch field.resume {
             case .fixed: refused.append(change)
             case .overridable where !overridden.contains(field.key): needsOverride.append(change)
-            case .overridable, .free: say("resume: \(change)")
+            case .overridable, .free:
+                say("resume: \(change)")
+                accepted.append(ResumeChange(key: field.key, stored: before, now: now, byOverride: overridden.contains(field.key)))
             }
         }
         if !refused.isEmpty {
@@ -153,5 +157,6 @@ struct TrainingFlags: ParsableArguments {
             throw ValidationError("\(path): resuming keeps the checkpoint's training settings; to change them say so with "
                                   + "--override KEY=VALUE: " + needsOverride.joined(separator: ", "))
         }
+        return accepted
     }
 }

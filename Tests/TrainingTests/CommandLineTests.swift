@@ -136,6 +136,13 @@ final class CommandLineTests: XCTestCase {
                                              "--override", "lr=0.5", "--max-iterations", "0", "--quiet"])
         XCTAssertEqual(overridden.status, 0, overridden.error)
         XCTAssertEqual(try Checkpoint.configuration(run + "/checkpoint-last.h5").learningRate, 0.5)
+        // The metrics say what each resume changed and how.
+        let resumes = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["type"] as? String == "resume" }
+        XCTAssertEqual(resumes.count, 2)
+        XCTAssertEqual(resumes.first?["changes"] as? [[String: String]], [["key": "epochs", "from": "1", "to": "2", "by": "flag"]])
+        XCTAssertEqual(resumes.last?["changes"] as? [[String: String]], [["key": "lr", "from": "0.001", "to": "0.5", "by": "override"]])
         let typo = try VAVLBinary.run(["train", "--corpus", Self.corpus.path, "--out", run, "--resume", run,
                                        "--override", "learning_rate=0.5", "--quiet"])
         XCTAssertNotEqual(typo.status, 0)

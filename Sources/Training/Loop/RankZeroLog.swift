@@ -97,6 +97,7 @@ final class RankZeroLog {
             entry["iteration"] = state.iteration
             entry["epoch"] = state.epoch
             entry["batch"] = state.samplerPosition
+            entry["changes"] = options.resumeChanges.map(\.record)
         }
         record(entry)
     }

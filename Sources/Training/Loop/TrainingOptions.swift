@@ -17,6 +17,8 @@ public struct TrainingOptions: Sendable {
     public var keepCheckpoints = 3
     /// A checkpoint file, or a run folder whose `checkpoint-last.h5` is used.
     public var resume: String?
+    /// What the resume changed in the checkpoint's configuration, for the `resume` record.
+    public var resumeChanges: [ResumeChange] = []
     /// Floats per gradient allreduce bucket.
     public var bucketSize = 4 << 20
     /// Evaluate the development split after every epoch (model selection).
@@ -41,4 +43,23 @@ public struct TrainingOptions: Sendable {
         self.corpusPath = corpusPath
         self.outputDirectory = outputDirectory
     }
+}
+
+/// One configuration value a resume changed (DESIGN §6, resume rules): a `free` key changed
+/// by a flag, or an `overridable` one by `--override KEY=VALUE`.
+public struct ResumeChange: Sendable, Equatable {
+    public var key: String
+    public var stored: String
+    public var now: String
+    public var byOverride: Bool
+
+    public init(key: String, stored: String, now: String, byOverride: Bool) {
+        self.key = key
+        self.stored = stored
+        self.now = now
+        self.byOverride = byOverride
+    }
+
+    /// The `changes` entry of the `resume` record in metrics.jsonl.
+    var record: [String: Any] { ["key": key, "from": stored, "to": now, "by": byOverride ? "override" : "flag"] }
 }
