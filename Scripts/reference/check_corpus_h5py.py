@@ -115,14 +115,14 @@ def main():
 
     if args.summary:
         summary = json.load(open(args.summary))
-        if summary["utterances"] != n or summary["labelNames"] != label_names or summary["task"] != task:
+        if summary["utterances"] != n or summary["label_names"] != label_names or summary["task"] != task:
             fail("inspect summary: utterances, labels or task differ")
         for entry in summary["splits"]:
             rows = splits == entry["split"]
             both = int((rows & has["audio"] & has["video"]).sum())
             audio_only = int((rows & has["audio"] & ~has["video"]).sum())
             video_only = int((rows & ~has["audio"] & has["video"]).sum())
-            if (entry["utterances"], entry["audioAndVideo"], entry["audioOnly"], entry["videoOnly"]) != \
+            if (entry["utterances"], entry["audio_and_video"], entry["audio_only"], entry["video_only"]) != \
                     (int(rows.sum()), both, audio_only, video_only):
                 fail(f"inspect summary: counts of split {entry['split']} differ")
         for entry in summary["frames"]:

@@ -21,7 +21,7 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "Video features: a .npy file or a folder of them.") var video: String?
     @Option(help: "Write predictions here (.csv or .json); standard output otherwise.") var output: String?
 
-    struct Prediction: Codable {
+    struct Prediction {
         var id: String
         var head: String
         var values: [String: Double]
@@ -114,9 +114,7 @@ struct PredictCommand: ParsableCommand {
     func write(_ predictions: [Prediction], labelNames: [String]) throws {
         let text: String
         if let output, output.hasSuffix(".json") {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            text = String(decoding: try encoder.encode(predictions), as: UTF8.self) + "\n"
+            text = try Self.json(predictions, labelNames: labelNames)
         } else {
             var lines = [(["id", "head"] + labelNames + (predictions.first?.predictedClass != nil ? ["predicted"] : []))
                 .map(csvField).joined(separator: ",")]
@@ -132,6 +130,24 @@ struct PredictCommand: ParsableCommand {
         } else {
             print(text, terminator: "")
         }
+    }
+}
+
+extension PredictCommand {
+    /// The predictions as a JSON array, one object per utterance with snake_case keys and its
+    /// `values` in the model's label order (a JSON object keeps the order it is written in;
+    /// the encoders' sorted keys would put the classes in alphabetical order instead).
+    static func json(_ predictions: [Prediction], labelNames: [String]) throws -> String {
+        func quoted(_ text: String) throws -> String { String(decoding: try JSONEncoder().encode(text), as: UTF8.self) }
+        var objects: [String] = []
+        for prediction in predictions {
+            let values = try labelNames.map { "\(try quoted($0)): \(prediction.values[$0] ?? 0)" }
+            var fields = ["\"id\": \(try quoted(prediction.id))", "\"head\": \(try quoted(prediction.head))",
+                          "\"values\": {" + values.joined(separator: ", ") + "}"]
+            if let predicted = prediction.predictedClass { fields.append("\"predicted_class\": \(try quoted(predicted))") }
+            objects.append("  {" + fields.joined(separator: ", ") + "}")
+        }
+        return "[\n" + objects.joined(separator: ",\n") + "\n]\n"
     }
 }
 

@@ -45,7 +45,9 @@ final class CorpusCommandTests: CorpusTestCase {
         XCTAssertTrue(synth.output.contains("30 utterances (24 audio+video, 6 audio-only, 0 video-only)"), synth.output)
         let inspect = try run(["corpus", "inspect", file, "--json"])
         XCTAssertEqual(inspect.status, 0, inspect.error)
-        let summary = try JSONDecoder().decode(CorpusSummary.self, from: Data(inspect.output.utf8))
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase  // the report's keys are snake_case
+        let summary = try decoder.decode(CorpusSummary.self, from: Data(inspect.output.utf8))
         XCTAssertEqual(summary.utterances, 30)
         XCTAssertEqual(summary.frames.map(\.dimension), [8, 6])
         let validate = try run(["corpus", "validate", file])

@@ -230,11 +230,52 @@ final class CommandLineTests: XCTestCase {
         let json = folder + "/one.json"
         XCTAssertEqual(try VAVLBinary.run(["predict", "--checkpoint", Self.checkpoint, "--video", folder + "/video/face.npy",
                                            "--output", json]).status, 0)
-        XCTAssertTrue(try String(contentsOfFile: json, encoding: .utf8).contains("\"head\" : \"video\""))
+        let text = try String(contentsOfFile: json, encoding: .utf8)
+        let one = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]])
+        XCTAssertEqual(one.first?["head"] as? String, "video")
+        XCTAssertNotNil(one.first?["predicted_class"] as? String)
+        // The classes in the model's label order, not alphabetically.
+        let positions = ["angry", "sad", "disgust", "fear", "neutral", "happy"].map { text.range(of: "\"\($0)\"")!.lowerBound }
+        XCTAssertEqual(positions, positions.sorted(), text)
         // Wrong dimensions name the file and the utterance.
         let wrong = try VAVLBinary.run(["predict", "--checkpoint", Self.checkpoint, "--audio", folder + "/video/face.npy"])
         XCTAssertNotEqual(wrong.status, 0)
         XCTAssertTrue(wrong.error.contains("face.npy") && wrong.error.contains("10 dimensions, the model expects 12"), wrong.error)
+    }
+
+    /// Every JSON vavl writes uses snake_case keys (label names, which are data, excepted —
+    /// this corpus's are lower-case words).
+    func testEveryJSONOutputHasSnakeCaseKeys() throws {
+        let folder = Self.corpus.subfolder("snake")
+        func badKeys(_ value: Any, _ path: String = "") -> [String] {
+            if let object = value as? [String: Any] {
+                return object.flatMap { key, inner in
+                    (key.range(of: "^[a-z0-9_]+$", options: .regularExpression) == nil ? [path + "/" + key] : [])
+                        + badKeys(inner, path + "/" + key)
+                }
+            }
+            return (value as? [Any])?.flatMap { badKeys($0, path + "[]") } ?? []
+        }
+        func check(_ text: String, _ what: String) throws {
+            let value = try JSONSerialization.jsonObject(with: Data(text.utf8))
+            XCTAssertEqual(badKeys(value), [], what)
+        }
+        let synth = try VAVLBinary.run(["corpus", "synth", "--preset", "crema-d", "--output", folder + "/c.h5", "--dims", "8,6",
+                                        "--utterances", "60", "--json"])
+        XCTAssertEqual(synth.status, 0, synth.error)
+        try check(synth.output, "corpus synth --json")
+        let inspect = try VAVLBinary.run(["corpus", "inspect", Self.corpus.path, "--json"])
+        XCTAssertEqual(inspect.status, 0, inspect.error)
+        try check(inspect.output, "corpus inspect --json")
+        let scores = folder + "/scores.json"
+        XCTAssertEqual(try VAVLBinary.run(["evaluate", "--checkpoint", Self.checkpoint, "--corpus", Self.corpus.path,
+                                           "--json", scores]).status, 0)
+        try check(try String(contentsOfFile: scores, encoding: .utf8), "evaluate --json")
+        let run = (Self.checkpoint as NSString).deletingLastPathComponent
+        try check(try String(contentsOfFile: run + "/config.json", encoding: .utf8), "config.json")
+        for line in try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n") {
+            try check(String(line), "metrics.jsonl")
+        }
     }
 
     func testBadInputsAreClearErrors() throws {

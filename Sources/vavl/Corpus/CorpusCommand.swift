@@ -193,8 +193,10 @@ struct ValidateCorpusCommand: ParsableCommand {
     }
 }
 
+/// The corpus commands' JSON reports, with snake_case keys like every JSON vavl writes.
 func encodeJSON<T: Encodable>(_ value: T) throws -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.keyEncodingStrategy = .convertToSnakeCase
     return String(decoding: try encoder.encode(value), as: UTF8.self)
 }
