@@ -74,6 +74,7 @@ slurm_start() {
 
 # slurm_stop: ends the test cluster's jobs, then the daemons, each by its pid; removes the folder.
 slurm_stop() {
+  local -; set +e   # also as an EXIT trap after a failure: end everything
   [ -n "$slurm_work" ] || return 0
   slurm_daemons_stop
   slurm_end_pids "${slurm_daemons[@]}"   # munged
@@ -92,13 +93,13 @@ slurm_test_launchers() {
     local name="batch script, LAUNCHER=$launcher" run="$slurm_work/launch-$launcher" job same
     slurm_ready "$name" || continue
     slurm_timer
-    job=$(slurm_submit "$name" "$launcher" "$run") || return 0
+    slurm_submit "$name" "$launcher" "$run"; job=$slurm_job
     slurm_wait_job "$name" "$job" 90
     slurm_expect_state "$name" "$job" COMPLETED 0:0
     grep -q "^slurm-train: 1 nodes ($slurm_node), 2 ranks × 1 threads" "$slurm_job_log" \
       || slurm_fail "$name" "the script's layout line is missing" "$slurm_job_log"
     grep -q "^finished: $slurm_iterations_total iterations" "$slurm_job_log" || slurm_fail "$name" "training did not finish" "$slurm_job_log"
-    same=$(slurm_same "$name" "$slurm_reference" "$run/checkpoint-last.h5")
+    slurm_same "$name" "$slurm_reference" "$run/checkpoint-last.h5"; same=$slurm_same_result
     echo "ok  $name ($(slurm_elapsed)s): job $job COMPLETED$(slurm_binding_note); vs mpirun -np 2: $same"
   done
 }
@@ -114,7 +115,7 @@ slurm_test_requeue() {
     local name="USR1 before the time limit, LAUNCHER=$launcher" run="$slurm_work/requeue-$launcher" job at stopped same
     slurm_ready "$name" || continue
     slurm_timer
-    job=$(slurm_submit "$name" "$launcher" "$run") || return 0
+    slurm_submit "$name" "$launcher" "$run"; job=$slurm_job
     slurm_wait_until "$name" "$job" 60 slurm_at_least "$run" 3 || slurm_fail "$name" "job $job did not reach iteration 3" "$slurm_job_log"
     slurm_freeze "$job"
     at=$(slurm_iterations "$run")
@@ -132,7 +133,7 @@ slurm_test_requeue() {
     [ "$(slurm_job_field "$job" Restarts)" = 1 ] || slurm_fail "$name" "Restarts=$(slurm_job_field "$job" Restarts), expected 1" "$slurm_job_log"
     grep -q "^slurm-train: restart 1 of job $job: resuming from" "$slurm_job_log" || slurm_fail "$name" "the requeued job did not resume" "$slurm_job_log"
     grep -q "^finished: $slurm_iterations_total iterations" "$slurm_job_log" || slurm_fail "$name" "the resumed training did not finish" "$slurm_job_log"
-    same=$(slurm_same "$name" "$slurm_reference" "$run/checkpoint-last.h5")
+    slurm_same "$name" "$slurm_reference" "$run/checkpoint-last.h5"; same=$slurm_same_result
     echo "ok  $name ($(slurm_elapsed)s): frozen at iteration $at, USR1; every rank stopped after iteration $stopped, exit 85;" \
          "job $job requeued itself and resumed (Restarts=1); vs the uninterrupted run: $same"
   done
@@ -146,14 +147,14 @@ slurm_test_failing_rank() {
     local name="rank 1 killed, LAUNCHER=$launcher" run="$slurm_work/killed-$launcher" job rank1 at
     slurm_ready "$name" || continue
     slurm_timer
-    job=$(slurm_submit "$name" "$launcher" "$run") || return 0
+    slurm_submit "$name" "$launcher" "$run"; job=$slurm_job
     slurm_wait_until "$name" "$job" 60 slurm_at_least "$run" 3 || slurm_fail "$name" "job $job did not reach iteration 3" "$slurm_job_log"
     slurm_freeze "$job"
     at=$(slurm_iterations "$run")
     [ "$at" -lt $(( slurm_iterations_total - 2 )) ] || slurm_fail "$name" "the steps outran the test: frozen at iteration $at" "$slurm_job_log"
     rank1=$(slurm_rank_pid "$job" 1)
     [ -n "$rank1" ] || slurm_fail "$name" "cannot find rank 1 of job $job" "$slurm_job_log"
-    kill -KILL "$rank1"
+    kill -KILL "$rank1" || slurm_fail "$name" "cannot kill rank 1 (pid $rank1)" "$slurm_job_log"
     slurm_thaw "$job"
     slurm_wait_job "$name" "$job" 60
     slurm_expect_state "$name" "$job" FAILED 137:0
@@ -261,8 +262,9 @@ EOF
 # slurm_daemons_stop: every process of the test cluster's jobs (slurmstepd, the batch script,
 # launchers, ranks: all carry its SLURM_CONF), then slurmd and slurmctld.
 slurm_daemons_stop() {
+  local -; set +e
   [ -n "${slurm_ctld:-}" ] || return 0
-  scancel --full --signal=KILL --partition=test 2>/dev/null || true
+  scancel --partition=test 2>/dev/null || true
   local pids
   pids=$(slurm_job_processes)
   [ -z "$pids" ] || slurm_end_pids $pids
@@ -274,6 +276,7 @@ slurm_daemons_stop() {
 
 # slurm_end_pids PID…: TERM, then KILL what is left after 5 s (continued first, in case a test stopped it).
 slurm_end_pids() {
+  local -; set +e
   local pid deadline=$(( $(date +%s) + 5 )) left
   for pid in "$@"; do kill -CONT "$pid" 2>/dev/null; kill -TERM "$pid" 2>/dev/null; done
   while :; do
@@ -289,15 +292,17 @@ slurm_end_pids() {
   for pid in "$@"; do wait "$pid" 2>/dev/null || true; done
 }
 
-# slurm_job_processes: pids of processes whose environment names the test cluster's slurm.conf.
+# slurm_job_processes: pids of the test cluster's step daemons (slurmstepd, started by our slurmd)
+# and of its jobs' processes (the batch script, launchers, ranks): their environment names its
+# slurm.conf, and jobs also its cluster name.
 slurm_job_processes() {
   [ -n "${SLURM_CONF:-}" ] || return 0
-  local environ pid
-  for environ in /proc/[0-9]*/environ; do
+  local environ pid name
+  for environ in $(grep -lszxF -- "SLURM_CONF=$SLURM_CONF" /proc/[0-9]*/environ); do
     pid=${environ#/proc/}; pid=${pid%/environ}
-    [ "$pid" = $$ ] || [ "$pid" = "$BASHPID" ] && continue
-    case " ${slurm_daemons[*]} $slurm_ctld $slurm_slurmd " in *" $pid "*) continue ;; esac
-    tr '\0' '\n' <"$environ" 2>/dev/null | grep -qxF "SLURM_CONF=$SLURM_CONF" && echo "$pid"
+    case " ${slurm_daemons[*]} $slurm_ctld $slurm_slurmd $$ $BASHPID " in *" $pid "*) continue ;; esac
+    name=""; read -r name 2>/dev/null <"/proc/$pid/comm" || true
+    if [ "$name" = slurmstepd ] || grep -qszxF "SLURM_CLUSTER_NAME=vavl-test" "$environ"; then echo "$pid"; fi
   done
   return 0
 }
@@ -318,7 +323,8 @@ slurm_free_port_pair() {
 
 # slurm_submit NAME LAUNCHER RUN [VAR=VALUE…]: submits the unmodified batch script, one node, two
 # ranks of one CPU (the command line overrides its multi-node defaults), the settings in its
-# environment (--export=ALL: as root, mpirun needs the allow-run-as-root variables); prints the job id.
+# environment (--export=ALL: as root, mpirun needs the allow-run-as-root variables). The job id
+# in $slurm_job, its log in $slurm_job_log.
 slurm_submit() {
   local name=$1 launcher=$2 run=$3 job; shift 3
   slurm_job_log="$run.log"
@@ -327,12 +333,12 @@ slurm_submit() {
       sbatch --parsable --export=ALL --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --time=5 \
         --chdir="$slurm_work" --output="$slurm_job_log" "$slurm_here/slurm-train.sbatch" 2>"$run.sbatch.err") \
     || slurm_fail "$name" "sbatch failed" "$run.sbatch.err"
-  echo "${job%%;*}"
+  slurm_job=${job%%;*}
 }
 
 # slurm_job_field JOB FIELD: FIELD of `scontrol show job` (e.g. JobState, ExitCode, Restarts).
 slurm_job_field() {
-  scontrol show job -o "$1" 2>/dev/null | tr ' ' '\n' | grep -m1 "^$2=" | cut -d= -f2-
+  scontrol show job -o "$1" 2>/dev/null | tr ' ' '\n' | grep -m1 "^$2=" | cut -d= -f2- || true
 }
 
 slurm_job_ended() {
@@ -371,20 +377,26 @@ slurm_wait_until() {
 
 # slurm_ranks JOB: pids of the job's vavl processes (under srun or mpirun, they carry SLURM_JOB_ID).
 slurm_ranks() {
-  local comm pid
-  for comm in /proc/[0-9]*/comm; do
-    [ "$(cat "$comm" 2>/dev/null)" = vavl ] || continue
-    pid=${comm#/proc/}; pid=${pid%/comm}
-    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "SLURM_JOB_ID=$1" && echo "$pid"
+  local environ pid name
+  for environ in $(grep -lszxF -- "SLURM_JOB_ID=$1" /proc/[0-9]*/environ); do
+    pid=${environ#/proc/}; pid=${pid%/environ}
+    name=""; read -r name 2>/dev/null <"/proc/$pid/comm" || true
+    [ "$name" = vavl ] && grep -qszxF -- "SLURM_CONF=$SLURM_CONF" "$environ" && echo "$pid"
   done
   return 0
 }
 
-# slurm_rank_pid JOB RANK: the pid of RANK (SLURM_PROCID under srun, OMPI_COMM_WORLD_RANK under mpirun).
+# slurm_rank_pid JOB RANK: the pid of RANK (OMPI_COMM_WORLD_RANK under mpirun; SLURM_PROCID under
+# srun, where the ranks' initial environment has no OMPI_COMM_WORLD_RANK).
 slurm_rank_pid() {
-  local pid
+  local pid environment
   for pid in $(slurm_ranks "$1"); do
-    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxE "OMPI_COMM_WORLD_RANK=$2"; then echo "$pid"; return; fi
+    environment=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ") || continue
+    if grep -q "^OMPI_COMM_WORLD_RANK=" <<<"$environment"; then
+      grep -qx "OMPI_COMM_WORLD_RANK=$2" <<<"$environment" && { echo "$pid"; return; }
+    elif grep -qx "SLURM_PROCID=$2" <<<"$environment"; then
+      echo "$pid"; return
+    fi
   done
 }
 
@@ -400,12 +412,13 @@ slurm_iterations() {
 slurm_at_least() { [ "$(slurm_iterations "$1")" -ge "$2" ]; }
 
 # slurm_same NAME A B: the two checkpoints hold the same parameters, buffers and Adam state
-# (the fault tests' comparison: vavl-mpi-tests compare-checkpoints --tolerance 0).
+# (the fault tests' comparison: vavl-mpi-tests compare-checkpoints --tolerance 0); the parameters'
+# line of the comparison in $slurm_same_result.
 slurm_same() {
   local name=$1 comparison="$slurm_work/compare.log"
   "$slurm_bin/vavl-mpi-tests" compare-checkpoints "$2" "$3" --tolerance 0 >"$comparison" 2>&1 \
     || slurm_fail "$name" "the checkpoints differ: $2 vs $3" "$comparison"
-  grep "^parameter" "$comparison" | sed 's/^parameter *//'
+  slurm_same_result=$(grep "^parameter" "$comparison" | sed 's/^parameter *//')
 }
 
 # slurm_binding_note: how the job's ranks were bound, from the job log.

@@ -16,7 +16,8 @@ struct BenchCommand: ParsableCommand {
         RSS, every iteration's time (`iterations_s=`), and `median_s=<seconds>` last.
         """)
 
-    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var model: ModelShapeOptions
+    @OptionGroup var step: StepOptions
     @Option(help: "Compute threads per rank (matrix products and elementwise passes).") var threads: Int?
     @Option(help: "Timed iterations.") var iterations = 5
     @Option(help: "Untimed warm-up iterations.") var warmup = 1
@@ -28,8 +29,8 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         let world = Communicator.world
         world.abortOnError {
-            var configuration = try modelOptions.resolve()
-            if (modelOptions.model ?? "paper") != "paper" {
+            var configuration = try validated(step.apply(to: model.apply(to: model.base())))
+            if (model.model ?? "paper") != "paper" {
                 configuration.audioDimension = 1024
                 configuration.videoDimension = 1408
             }

@@ -2,9 +2,39 @@ import ArgumentParser
 import Foundation
 import VAVLCore
 
-/// Model and optimisation options shared by `train` and `bench`. Every option is optional:
-/// unset options keep the value from the preset and the `--config` file, in that order.
+/// The configuration flags of `train` and the experiments: what is built, how a step
+/// computes, and the schedule — three groups, because `summary` only builds a model and
+/// `bench` only times steps, and a flag a command ignores is not offered by it. Every option
+/// is optional: unset options keep the value of the preset and the `--config` file, in that
+/// order.
 struct ModelOptions: ParsableArguments {
+    @OptionGroup var model: ModelShapeOptions
+    @OptionGroup var step: StepOptions
+    @OptionGroup var schedule: ScheduleOptions
+
+    var seed: UInt64? { schedule.seed }
+    var namesABase: Bool { model.namesABase }
+    func base() throws -> VAVLConfiguration { try model.base() }
+
+    /// Preset → config file → flags, validated.
+    func resolve() throws -> VAVLConfiguration { try validated(apply(to: try base())) }
+
+    /// The flags the user typed, over `configuration`.
+    func apply(to configuration: VAVLConfiguration) throws -> VAVLConfiguration {
+        try schedule.apply(to: step.apply(to: model.apply(to: configuration)))
+    }
+}
+
+/// One validation for every source: the flags, the config file and the preset.
+func validated(_ configuration: VAVLConfiguration) throws -> VAVLConfiguration {
+    if let (key, problem) = configuration.problems().first {
+        throw ValidationError("invalid configuration: '\(key)': \(problem)")
+    }
+    return configuration
+}
+
+/// What is built: the preset, a config file, the sizes and the ablations that remove parts.
+struct ModelShapeOptions: ParsableArguments {
     @Option(help: "Model size preset: paper (docs/DESIGN.md §2 sizes; the default), small (dim 64, 1+1+1 blocks) or tiny (dim 16).")
     var model: String?
 
@@ -17,27 +47,12 @@ struct ModelOptions: ParsableArguments {
     @Option(help: configurationHelp("conv_kernel")) var convKernel: Int?
     @Option(help: configurationHelp("k_proj")) var projKernel: Int?
     @Option(help: configurationHelp("proj_dim")) var projDim: Int?
-    @Option(help: configurationHelp("lr")) var lr: Float?
-    @Option(help: configurationHelp("batch_size")) var batchSize: Int?
-    @Option(help: configurationHelp("epochs")) var epochs: Int?
-    @Option(help: configurationHelp("seed")) var seed: UInt64?
-    @Option(help: "Every dropout rate at once (0 turns dropout off; heads keep their own rate unless this is set).") var dropout: Float?
     @Option(help: configurationHelp("alpha")) var alpha: Double?
     @Flag(help: "Ablation: drop the residual over the shared layers.") var noResidual = false
     @Flag(help: "Ablation: no audio-visual head (AV prediction = mean of the unimodal predictions).") var noAvHead = false
-    @Flag(help: "Train categorical tasks with soft-label cross-entropy.") var softLabel = false
-    @Option(help: configurationHelp("phase_order")) var phaseOrder: String?
-    @Option(help: configurationHelp("precision")) var precision: Precision?
 
-    /// Preset → config file → flags, validated.
-    func resolve() throws -> VAVLConfiguration {
-        let configuration = try apply(to: try base())
-        // One validation for every source: the flags, the config file and the preset.
-        if let (key, problem) = configuration.problems().first {
-            throw ValidationError("invalid configuration: '\(key)': \(problem)")
-        }
-        return configuration
-    }
+    /// Preset → config file → these flags, validated.
+    func resolve() throws -> VAVLConfiguration { try validated(apply(to: try base())) }
 
     /// Whether the preset or a config file was named (a resumed run takes neither).
     var namesABase: Bool { model != nil || config != nil }
@@ -74,7 +89,6 @@ struct ModelOptions: ParsableArguments {
         return configuration
     }
 
-    /// The flags the user typed, over `configuration`.
     func apply(to configuration: VAVLConfiguration) throws -> VAVLConfiguration {
         var configuration = configuration
         if let dim { configuration.dim = dim }
@@ -87,10 +101,24 @@ struct ModelOptions: ParsableArguments {
         if let convKernel { configuration.convolutionKernel = convKernel }
         if let projKernel { configuration.projectionKernel = projKernel }
         if let projDim { configuration.projectionDimension = projDim }
-        if let lr { configuration.learningRate = lr }
+        if let alpha { configuration.alpha = alpha }
+        if noResidual { configuration.residual = false }
+        if noAvHead { configuration.audioVisualHead = false }
+        return configuration
+    }
+}
+
+/// How one training step computes: what `bench` times besides the model's shape.
+struct StepOptions: ParsableArguments {
+    @Option(help: configurationHelp("batch_size")) var batchSize: Int?
+    @Option(help: "Every dropout rate at once (0 turns dropout off; heads keep their own rate unless this is set).") var dropout: Float?
+    @Flag(help: "Train categorical tasks with soft-label cross-entropy.") var softLabel = false
+    @Option(help: configurationHelp("phase_order")) var phaseOrder: String?
+    @Option(help: configurationHelp("precision")) var precision: Precision?
+
+    func apply(to configuration: VAVLConfiguration) throws -> VAVLConfiguration {
+        var configuration = configuration
         if let batchSize { configuration.batchSize = batchSize }
-        if let epochs { configuration.epochs = epochs }
-        if let seed { configuration.seed = seed }
         if let dropout {
             configuration.inputDropout = dropout
             configuration.feedForwardDropout = dropout
@@ -99,9 +127,6 @@ struct ModelOptions: ParsableArguments {
             configuration.convolutionDropout = dropout
             configuration.headDropout = dropout
         }
-        if let alpha { configuration.alpha = alpha }
-        if noResidual { configuration.residual = false }
-        if noAvHead { configuration.audioVisualHead = false }
         if softLabel { configuration.softLabel = true }
         if let precision { configuration.precision = precision }
         if let phaseOrder {
@@ -112,6 +137,21 @@ struct ModelOptions: ParsableArguments {
                 return phase
             }
         }
+        return configuration
+    }
+}
+
+/// The schedule: learning rate, epochs and the seed (only training uses them).
+struct ScheduleOptions: ParsableArguments {
+    @Option(help: configurationHelp("lr")) var lr: Float?
+    @Option(help: configurationHelp("epochs")) var epochs: Int?
+    @Option(help: configurationHelp("seed")) var seed: UInt64?
+
+    func apply(to configuration: VAVLConfiguration) throws -> VAVLConfiguration {
+        var configuration = configuration
+        if let lr { configuration.learningRate = lr }
+        if let epochs { configuration.epochs = epochs }
+        if let seed { configuration.seed = seed }
         return configuration
     }
 }

@@ -7,7 +7,7 @@ struct SummaryCommand: ParsableCommand {
         commandName: "summary",
         abstract: "Print the parameter count of each component (θ_a, θ_v, θ_s, heads, reconstruction) for a config.")
 
-    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var modelOptions: ModelShapeOptions
     @Option(help: "Audio feature dimension d_a.") var audioDimension = 1024
     @Option(help: "Video feature dimension d_v.") var videoDimension = 1408
     @Option(help: "Outputs (6 classes for CREMA-D, 3 attributes for MSP-IMPROV, 1 for sentiment).") var outputs = 6

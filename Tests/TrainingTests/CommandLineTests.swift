@@ -278,6 +278,20 @@ final class CommandLineTests: XCTestCase {
         }
     }
 
+    /// `summary` only builds a model and `bench` only times steps: they do not offer the
+    /// flags they would ignore (schedule flags; step flags in `summary`).
+    func testCommandsOfferOnlyFlagsTheyUse() throws {
+        for (command, flag) in [(["summary"], "--lr"), (["summary"], "--precision"), (["summary"], "--batch-size"),
+                                (["bench"], "--epochs"), (["bench"], "--seed"), (["bench"], "--lr")] {
+            let result = try VAVLBinary.run(command + ["--model", "tiny", flag, "1"])
+            XCTAssertNotEqual(result.status, 0, "\(command) \(flag)")
+            XCTAssertTrue(result.error.contains("Unknown option '\(flag)'"), result.error)
+        }
+        let summary = try VAVLBinary.run(["summary", "--model", "tiny", "--alpha", "0", "--no-av-head"])
+        XCTAssertEqual(summary.status, 0, summary.error)
+        XCTAssertTrue(summary.output.contains("recon_a") && summary.output.contains("head_av"), summary.output)
+    }
+
     func testBadInputsAreClearErrors() throws {
         // A corpus whose dims do not match the checkpoint, and a task mismatch.
         let other = try TinyCorpus(preset: .mspImprov, utterances: 60)
