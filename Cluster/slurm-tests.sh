@@ -322,7 +322,8 @@ slurm_free_port_pair() {
 # MARK: - jobs
 
 # slurm_submit NAME LAUNCHER RUN [VAR=VALUE…]: submits the unmodified batch script, one node, two
-# ranks of one CPU (the command line overrides its multi-node defaults), the settings in its
+# ranks of one CPU, 30 minutes (the command line overrides its multi-node defaults; a time limit of
+# 10 minutes or less would bring --signal=B:USR1@600 at once), the settings in its
 # environment (--export=ALL: as root, mpirun needs the allow-run-as-root variables). The job id
 # in $slurm_job, its log in $slurm_job_log.
 slurm_submit() {
@@ -330,7 +331,7 @@ slurm_submit() {
   slurm_job_log="$run.log"
   job=$(env "$@" VAVL="$slurm_bin/vavl" CORPUS="$slurm_corpus" RUN_DIR="$run" LAUNCHER="$launcher" TRAIN_ARGS="$slurm_train_args" \
       OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none \
-      sbatch --parsable --export=ALL --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --time=5 \
+      sbatch --parsable --export=ALL --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --time=30 \
         --chdir="$slurm_work" --output="$slurm_job_log" "$slurm_here/slurm-train.sbatch" 2>"$run.sbatch.err") \
     || slurm_fail "$name" "sbatch failed" "$run.sbatch.err"
   slurm_job=${job%%;*}

@@ -195,6 +195,13 @@ public struct Comparison: Codable, Sendable {
         public var difference: Double
         public var test: Statistics.TTest
         public var significant: Bool
+        /// Brown–Forsythe test of equal spread across the runs (nil in files written before
+        /// it was added).
+        public var spreadTest: Statistics.SpreadTest?
+
+        enum CodingKeys: String, CodingKey {
+            case head, metric, a, b, difference, test, significant, spreadTest = "spread_test"
+        }
     }
 
     /// Compares every metric of every head that both result sets have.
@@ -232,7 +239,8 @@ public struct Comparison: Codable, Sendable {
                     test = Statistics.welchTTest(sa.values, sb.values)
                 }
                 rows.append(Row(head: head, metric: metric, a: sa, b: sb, difference: sa.mean - sb.mean, test: test,
-                                significant: test.significant(at: alpha)))
+                                significant: test.significant(at: alpha),
+                                spreadTest: Statistics.brownForsythe([sa.values, sb.values])))
             }
         }
         func side(_ r: RepeatedRuns, _ file: String) -> Side {
@@ -242,12 +250,15 @@ public struct Comparison: Codable, Sendable {
     }
 
     func textTable() -> TextTable {
-        TextTable(header: ["head", "metric", "A: \(a.system.rawValue)", "B: \(b.system.rawValue)", "A − B", "t", "df", "p", "p < \(alpha)"],
+        TextTable(header: ["head", "metric", "A: \(a.system.rawValue)", "B: \(b.system.rawValue)", "A − B", "t", "df", "p", "p < \(alpha)",
+                           "std A / B", "spread p"],
                   rows: rows.map { row in
                       [row.head, TaskMetrics.label(row.metric), row.a.text, row.b.text, String(format: "%+.4f", row.difference),
                        row.test.t.isFinite ? String(format: "%.3f", row.test.t) : "\(row.test.t)",
                        row.test.degreesOfFreedom.isFinite ? String(format: "%.2f", row.test.degreesOfFreedom) : "–",
-                       row.test.p.isFinite ? String(format: "%.4g", row.test.p) : "–", row.significant ? "yes" : "no"]
+                       row.test.p.isFinite ? String(format: "%.4g", row.test.p) : "–", row.significant ? "yes" : "no",
+                       row.b.std > 0 ? String(format: "%.2f", row.a.std / row.b.std) : "–",
+                       row.spreadTest.map { $0.p.isFinite ? String(format: "%.4g", $0.p) : "–" } ?? "–"]
                   })
     }
 

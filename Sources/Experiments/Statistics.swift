@@ -185,4 +185,68 @@ public enum Statistics {
         let denominator = qa * qa / Double(countA - 1) + qb * qb / Double(countB - 1)
         return denominator > 0 ? (qa + qb) * (qa + qb) / denominator : .nan
     }
+
+    // MARK: - Equal spread
+
+    /// The outcome of the Brown–Forsythe test of "the groups' spreads differ".
+    public struct SpreadTest: Codable, Equatable, Sendable {
+        public var f: Double
+        public var degreesOfFreedom: [Double]
+        public var p: Double
+
+        enum CodingKeys: String, CodingKey { case f, degreesOfFreedom = "df", p }
+
+        public init(f: Double, degreesOfFreedom: [Double], p: Double) {
+            self.f = f
+            self.degreesOfFreedom = degreesOfFreedom
+            self.p = p
+        }
+
+        // NaN and infinity are written as null and read back as NaN, as in `TTest`.
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            f = try c.decodeIfPresent(Double.self, forKey: .f) ?? .nan
+            degreesOfFreedom = try c.decode([Double].self, forKey: .degreesOfFreedom)
+            p = try c.decodeIfPresent(Double.self, forKey: .p) ?? .nan
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(f.isFinite ? f : nil, forKey: .f)
+            try c.encode(degreesOfFreedom, forKey: .degreesOfFreedom)
+            try c.encode(p.isFinite ? p : nil, forKey: .p)
+        }
+    }
+
+    /// The Brown–Forsythe test for equal variances (SciPy's `levene(…, center="median")`):
+    /// Levene's one-way ANOVA on the absolute deviations from each group's median,
+    /// z_ij = |x_ij − median_i|,
+    /// F = (N − k)/(k − 1) · Σ_i n_i (z̄_i − z̄)² / Σ_i Σ_j (z_ij − z̄_i)²,
+    /// p = P(F_{k−1, N−k} > F) = I_{ν₂/(ν₂ + ν₁F)}(ν₂/2, ν₁/2). Robust to non-normal
+    /// scores, which the spread of a few seeds' results is. Needs k ≥ 2 groups and N > k;
+    /// with no spread within groups, equal deviations give F = NaN (SciPy too) and unequal
+    /// ones F = ∞, p = 0.
+    public static func brownForsythe(_ groups: [[Double]]) -> SpreadTest {
+        let k = groups.count, n = groups.reduce(0) { $0 + $1.count }
+        let df1 = Double(k - 1), df2 = Double(n - k)
+        guard k >= 2, n > k, groups.allSatisfy({ !$0.isEmpty }) else {
+            return SpreadTest(f: .nan, degreesOfFreedom: [df1, df2], p: .nan)
+        }
+        let deviations = groups.map { group in
+            let median = quantile(group, 0.5)
+            return group.map { abs($0 - median) }
+        }
+        let groupMeans = deviations.map(mean)
+        let grandMean = deviations.joined().reduce(0, +) / Double(n)
+        let between = zip(deviations, groupMeans).reduce(0) { $0 + Double($1.0.count) * ($1.1 - grandMean) * ($1.1 - grandMean) }
+        let within = zip(deviations, groupMeans).reduce(0) { sum, pair in
+            sum + pair.0.reduce(0) { $0 + ($1 - pair.1) * ($1 - pair.1) }
+        }
+        if within == 0 {
+            return between == 0 ? SpreadTest(f: .nan, degreesOfFreedom: [df1, df2], p: .nan)
+                                : SpreadTest(f: .infinity, degreesOfFreedom: [df1, df2], p: 0)
+        }
+        let f = (df2 / df1) * between / within
+        return SpreadTest(f: f, degreesOfFreedom: [df1, df2], p: min(1, regularizedIncompleteBeta(df2 / (df2 + df1 * f), df2 / 2, df1 / 2)))
+    }
 }

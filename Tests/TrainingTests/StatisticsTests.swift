@@ -93,6 +93,33 @@ final class StatisticsTests: XCTestCase {
                        9.540547526543524, accuracy: tolerance)
     }
 
+    /// Against `scipy.stats.levene(*groups, center="median")` (SciPy 1.17.1): two groups of
+    /// five (the shape of a five-seed comparison), unequal sizes, three groups, an outlier.
+    func testBrownForsytheMatchesScipyLeveneMedian() {
+        let cases: [(groups: [[Double]], f: Double, p: Double)] = [
+            ([[0.585, 0.61, 0.55, 0.62, 0.57], [0.548, 0.45, 0.66, 0.52, 0.61]], 2.9908864954432475, 0.1219896354455366),
+            ([[1, 2, 4, 8], [3, 3.5, 2.5, 3.2, 2.9, 3.1]], 7.112676483983603, 0.028496239730800305),
+            ([[1, 2, 3, 4, 5.5], [2, 2.1, 2.2, 2.05], [0, 10, -5, 3, 7, 1]], 4.797987718811452, 0.029434084151399795),
+            ([[0.1, 0.2, 0.15, 0.3, 5.0], [0.1, 0.12, 0.11, 0.13, 0.09]], 1.1089950718951045, 0.32306556592624125),
+        ]
+        for (groups, f, p) in cases {
+            let test = Statistics.brownForsythe(groups)
+            XCTAssertEqual(test.f, f, accuracy: tolerance * max(1, f), "\(groups)")
+            XCTAssertEqual(test.p, p, accuracy: tolerance, "\(groups)")
+            let n = groups.reduce(0) { $0 + $1.count }
+            XCTAssertEqual(test.degreesOfFreedom, [Double(groups.count - 1), Double(n - groups.count)])
+        }
+        // The order of the groups does not matter; a shift of one group does not change its spread.
+        let two = cases[0].groups
+        XCTAssertEqual(Statistics.brownForsythe([two[1], two[0]]).p, cases[0].p, accuracy: tolerance)
+        XCTAssertEqual(Statistics.brownForsythe([two[0].map { $0 + 10 }, two[1]]).p, cases[0].p, accuracy: tolerance)
+        XCTAssertEqual(Statistics.brownForsythe([[1, 1, 1], [1, 3, 1]]).p, 0.37390096630005887, accuracy: tolerance)
+        // Deviations constant within each group: equal ones are undefined, unequal ones certain.
+        XCTAssertTrue(Statistics.brownForsythe([[1, 1, 1], [2, 2, 2]]).f.isNaN)
+        XCTAssertEqual(Statistics.brownForsythe([[1, 1], [0, 2]]).p, 0)
+        XCTAssertTrue(Statistics.brownForsythe([[1.0]]).p.isNaN, "one group")
+    }
+
     func testDegenerateSamples() {
         // Identical runs: no difference, p = 1; a constant non-zero difference: p = 0.
         let same = Statistics.pairedTTest([0.5, 0.6, 0.7], [0.5, 0.6, 0.7])

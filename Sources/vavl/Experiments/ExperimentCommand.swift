@@ -317,7 +317,8 @@ struct CompareCommand: ParsableCommand {
         abstract: "Two-tailed t-test (p < 0.05) between two `experiment repeat` results, per metric and head.",
         discussion: """
         Paired when both ran on the same seeds or the same partitions (matched by content) of \
-        the same corpus; Welch's unequal-variance test otherwise.
+        the same corpus; Welch's unequal-variance test otherwise. The last columns compare the \
+        spread across runs: the ratio of standard deviations and the Brown–Forsythe test's p.
         """)
 
     @Argument(help: "repeat.json of system A.") var resultsA: String
