@@ -167,6 +167,45 @@ slurm_test_failing_rank() {
   done
 }
 
+# Clusters that cannot bind or lack PMIx: under TaskPlugin=task/none the script launches srun
+# without --cpu-bind and says so; where `srun --mpi=list` shows no PMIx (here: an srun on PATH
+# that hides it) it launches with mpirun and says so. Both end with the reference's parameters.
+slurm_test_fallbacks() {
+  local name="srun under TaskPlugin=task/none" run="$slurm_work/unbound" job note restore=${slurm_task_plugin:-}
+  slurm_ready "$name" || return 0
+  slurm_timer
+  if [ "$slurm_task_plugin" != task/none ]; then
+    slurm_daemons_stop
+    slurm_daemons_start task/none || slurm_fail "$name" "the test cluster does not restart: $slurm_down"
+  fi
+  slurm_submit "$name" srun "$run"; job=$slurm_job
+  slurm_wait_job "$name" "$job" 90
+  slurm_expect_state "$name" "$job" COMPLETED 0:0
+  note=$(grep -m1 "^slurm-train: note: TaskPlugin=task/none cannot bind" "$slurm_job_log") || slurm_fail "$name" "no note on the missing binding" "$slurm_job_log"
+  ! grep -q "lacks support for cpu binding" "$slurm_job_log" || slurm_fail "$name" "srun was still asked to bind" "$slurm_job_log"
+  slurm_same "$name" "$slurm_reference" "$run/checkpoint-last.h5"
+  echo "ok  $name ($(slurm_elapsed)s): job $job COMPLETED, ${note#slurm-train: }; vs mpirun -np 2: $slurm_same_result"
+  if [ "$restore" != task/none ]; then
+    slurm_daemons_stop
+    slurm_daemons_start "$restore" || slurm_fail "$name" "the test cluster does not restart: $slurm_down"
+  fi
+
+  name="srun without PMIx"
+  run="$slurm_work/no-pmix"
+  slurm_timer
+  mkdir -p "$slurm_work/no-pmix-bin"
+  printf '#!/bin/sh\n# srun as on a cluster without Slurm'"'"'s PMIx plugin (Cluster/slurm-tests.sh)\nif [ "$1" = --mpi=list ]; then printf '"'"'MPI plugin types are...\\n\\tnone\\n\\tpmi2\\n'"'"'; exit 0; fi\nexec %s "$@"\n' \
+    "$(command -v srun)" >"$slurm_work/no-pmix-bin/srun"
+  chmod +x "$slurm_work/no-pmix-bin/srun"
+  slurm_submit "$name" srun "$run" PATH="$slurm_work/no-pmix-bin:$PATH"; job=$slurm_job
+  slurm_wait_job "$name" "$job" 90
+  slurm_expect_state "$name" "$job" COMPLETED 0:0
+  note=$(grep -m1 "^slurm-train: note: srun offers no PMIx" "$slurm_job_log") || slurm_fail "$name" "no note on the missing PMIx" "$slurm_job_log"
+  grep -q "MCW rank 0 bound to" "$slurm_job_log" || slurm_fail "$name" "mpirun did not launch the ranks" "$slurm_job_log"
+  slurm_same "$name" "$slurm_reference" "$run/checkpoint-last.h5"
+  echo "ok  $name ($(slurm_elapsed)s): job $job COMPLETED, ${note#slurm-train: }; vs mpirun -np 2: $slurm_same_result"
+}
+
 # MARK: - the test cluster
 
 # slurm_chain_exit_trap: slurm_stop on exit, before whatever EXIT trap was set (fault-tests.sh's).
@@ -237,6 +276,8 @@ ReturnToService=2
 MinJobAge=600
 KillWait=5
 MailProg=/bin/true
+# start a requeued job as soon as its begin time has passed (default: within 60 s)
+SchedulerParameters=sched_interval=1,bf_interval=1
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
@@ -376,13 +417,15 @@ slurm_wait_until() {
   done
 }
 
-# slurm_ranks JOB: pids of the job's vavl processes (under srun or mpirun, they carry SLURM_JOB_ID).
+# slurm_ranks JOB: pids of the job's vavl processes (under srun or mpirun, they carry SLURM_JOB_ID;
+# their comm is not always "vavl": matched by executable).
 slurm_ranks() {
-  local environ pid name
+  local environ pid binary
+  binary=$(readlink -f "$slurm_bin/vavl")
   for environ in $(grep -lszxF -- "SLURM_JOB_ID=$1" /proc/[0-9]*/environ); do
     pid=${environ#/proc/}; pid=${pid%/environ}
-    name=""; read -r name 2>/dev/null <"/proc/$pid/comm" || true
-    [ "$name" = vavl ] && grep -qszxF -- "SLURM_CONF=$SLURM_CONF" "$environ" && echo "$pid"
+    case $(readlink "/proc/$pid/exe" 2>/dev/null) in "$binary"*) ;; *) continue ;; esac
+    grep -qszxF -- "SLURM_CONF=$SLURM_CONF" "$environ" && echo "$pid"
   done
   return 0
 }
@@ -473,7 +516,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   cd "$slurm_repository"
   slurm_start "${SLURM_TESTS_BIN:-$(swift build --show-bin-path)}"
   tests=("$@")
-  [ ${#tests[@]} -gt 0 ] || tests=(launchers requeue failing_rank)
+  [ ${#tests[@]} -gt 0 ] || tests=(launchers requeue failing_rank fallbacks)
   for test in "${tests[@]}"; do "slurm_test_$test"; done
   slurm_stop
   if [ ${#slurm_skipped[@]} -gt 0 ]; then echo "Slurm tests: SKIPPED: ${slurm_skipped[*]}"; else echo "Slurm tests: all passed"; fi

@@ -34,27 +34,9 @@ done
 
 # The development scores as a result set of the same shape as repeat.json, so the same
 # `compare` (and its t-test) reads them.
-python3 - "$work" <<'PY'
-import json, math, os, sys
-work = sys.argv[1]
-for precision in ("fp32", "bf16"):
-    result = json.load(open(f"{work}/{precision}/repeat.json"))
-    for run in result["runs"]:
-        scores = json.load(open(os.path.join(run["directory"], "dev-scores.json")))
-        run["heads"] = scores["heads"]
-        run["split"] = "dev"
-    summary = {}
-    for head in {h for run in result["runs"] for h in run["heads"]}:
-        summary[head] = {}
-        for metric in result["runs"][0]["heads"].get(head, {}).get("metrics", {}):
-            values = [run["heads"][head]["metrics"][metric] for run in result["runs"] if head in run["heads"]]
-            mean = sum(values) / len(values)
-            std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-            summary[head][metric] = {"mean": mean, "std": std, "values": values}
-    result["summary"] = summary
-    result["split"] = "dev"
-    json.dump(result, open(f"{work}/{precision}/repeat-dev.json", "w"), indent=1)
-PY
+for precision in fp32 bf16; do
+  python3 Scripts/lib/repeat_on_split.py "$work/$precision/repeat.json" dev dev-scores.json
+done
 
 for split in dev test; do
   suffix=$([ "$split" = dev ] && echo "-dev" || true)

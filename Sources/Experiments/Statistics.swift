@@ -223,13 +223,14 @@ public enum Statistics {
     /// z_ij = |x_ij − median_i|,
     /// F = (N − k)/(k − 1) · Σ_i n_i (z̄_i − z̄)² / Σ_i Σ_j (z_ij − z̄_i)²,
     /// p = P(F_{k−1, N−k} > F) = I_{ν₂/(ν₂ + ν₁F)}(ν₂/2, ν₁/2). Robust to non-normal
-    /// scores, which the spread of a few seeds' results is. Needs k ≥ 2 groups and N > k;
-    /// with no spread within groups, equal deviations give F = NaN (SciPy too) and unequal
-    /// ones F = ∞, p = 0.
+    /// scores, which the spread of a few seeds' results is. Needs k ≥ 2 groups of at least
+    /// three values (NaN otherwise; SciPy answers for two, but two values always lie at equal
+    /// distances from their median, so their within-group spread is rounding noise). With no
+    /// spread within groups, equal deviations give F = NaN (SciPy too), unequal ones F = ∞, p = 0.
     public static func brownForsythe(_ groups: [[Double]]) -> SpreadTest {
         let k = groups.count, n = groups.reduce(0) { $0 + $1.count }
         let df1 = Double(k - 1), df2 = Double(n - k)
-        guard k >= 2, n > k, groups.allSatisfy({ !$0.isEmpty }) else {
+        guard k >= 2, groups.allSatisfy({ $0.count >= 3 }) else {
             return SpreadTest(f: .nan, degreesOfFreedom: [df1, df2], p: .nan)
         }
         let deviations = groups.map { group in

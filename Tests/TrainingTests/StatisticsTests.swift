@@ -116,8 +116,9 @@ final class StatisticsTests: XCTestCase {
         XCTAssertEqual(Statistics.brownForsythe([[1, 1, 1], [1, 3, 1]]).p, 0.37390096630005887, accuracy: tolerance)
         // Deviations constant within each group: equal ones are undefined, unequal ones certain.
         XCTAssertTrue(Statistics.brownForsythe([[1, 1, 1], [2, 2, 2]]).f.isNaN)
-        XCTAssertEqual(Statistics.brownForsythe([[1, 1], [0, 2]]).p, 0)
-        XCTAssertTrue(Statistics.brownForsythe([[1.0]]).p.isNaN, "one group")
+        XCTAssertEqual(Statistics.brownForsythe([[1, 1, 1, 1], [0, 0, 2, 2]]).p, 0)
+        XCTAssertTrue(Statistics.brownForsythe([[1.0, 2, 3]]).p.isNaN, "one group")
+        XCTAssertTrue(Statistics.brownForsythe([[0.5, 0.7], [0.1, 0.9]]).p.isNaN, "two values a group")
     }
 
     func testDegenerateSamples() {
