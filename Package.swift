@@ -62,6 +62,9 @@ let package = Package(
                        providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "CHDF5", path: "Sources/System/CHDF5", pkgConfig: "hdf5",
                        providers: [.apt(["libhdf5-dev"])]),
+        /// zlib: the deflated members of `.npz` feature archives.
+        .systemLibrary(name: "CZlib", path: "Sources/System/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
         /// Functions and constants for what Swift cannot import (handles that are macros over
         /// global symbols), one shim per library, so a module needs only its own library's headers.
         .target(name: "CMPIShims", dependencies: ["CMPI"], path: "Sources/System/CMPIShims"),
@@ -90,7 +93,7 @@ let package = Package(
                 swiftSettings: alwaysOptimizedKernels),
 
         // MARK: - Data: the HDF5 corpus format, import, synthetic corpora, statistics
-        .target(name: "VAVLData", dependencies: ["HDF5", "VAVLVocabulary"], path: "Sources/Data",
+        .target(name: "VAVLData", dependencies: ["HDF5", "CZlib", "VAVLVocabulary"], path: "Sources/Data",
                 resources: [.copy("Resources")], swiftSettings: checked),
 
         // MARK: - Distributed: MPI collectives, gradient buckets, replica synchronisation

@@ -277,6 +277,20 @@ cluster_test_stop_signal() {
     || cluster_fail "$name" "did not stop after iteration $(( cluster_per_epoch + 4 ))" "$cluster_log"
   echo "ok  $name ($(cluster_elapsed)s): both ranks stopped after iteration $(( cluster_per_epoch + 4 )), exit 85"
   cluster_resume_exactly "$name" "$run"
+
+  # A USR1 that arrives while the process is still starting (Slurm sends it at once to a
+  # requeued job with less than its warning time left) is kept, not fatal: one process,
+  # signalled 50 ms after exec, stops after its first iteration.
+  name="SIGUSR1 during start-up"
+  run="$cluster_work/early-signal"
+  cluster_timer
+  cluster_start "$name" "$cluster_bin/vavl" "${cluster_train[@]}" --out "$run"
+  sleep 0.05
+  kill -USR1 "$cluster_job"
+  cluster_wait_job "$cluster_job" 60
+  [ "$cluster_status" -eq 85 ] || cluster_fail "$name" "exit $cluster_status, expected 85 (stopped to be resumed)" "$cluster_log"
+  grep -q "stopped by a signal after iteration 1" "$cluster_log" || cluster_fail "$name" "did not stop after iteration 1" "$cluster_log"
+  echo "ok  $name ($(cluster_elapsed)s): kept, stopped after iteration 1, exit 85"
 }
 
 # cluster_resume_exactly NAME RUN: --resume RUN (from wherever it stopped) finishes the run and

@@ -73,6 +73,18 @@ cluster_test_output_folder      # /proc/forbidden, a read-only and a full file s
 cluster_cleanup
 [ ${#cluster_skipped[@]} -eq 0 ] || echo "== clusters: SKIPPED, not passed: ${cluster_skipped[*]}"
 
+# Slurm (Cluster/README.md "Try the batch script on a workstation"; the tests are in Cluster/slurm-tests.sh)
+echo "== Slurm: the batch script under a real single-node Slurm: both launchers, requeue on USR1 and on a stall, a failing rank, no binding, no PMIx"
+source Cluster/slurm-tests.sh
+slurm_start "$bin"              # munged, slurmctld, slurmd from a slurm.conf in a temporary folder; a corpus; the mpirun -np 2 reference (SKIPPED without root or the packages)
+slurm_test_launchers            # the unmodified script with LAUNCHER=mpirun and =srun: the reference's parameters exactly
+slurm_test_requeue              # scancel --batch --signal=USR1 mid-epoch (each launcher): exit 85, the job requeues itself, resumes, ends with the reference's parameters
+slurm_test_stall                # rank 1 frozen: watchdog exit 75, the script requeues, the next start ends with the reference's parameters
+slurm_test_failing_rank         # kill -9 of rank 1 mid-epoch (each launcher): job FAILED, ExitCode=137:0, the launcher's and the script's messages in the job log
+slurm_test_fallbacks            # TaskPlugin=task/none: srun without --cpu-bind, with a note; no PMIx: mpirun, with a note; both the reference's parameters
+slurm_stop
+[ ${#slurm_skipped[@]} -eq 0 ] || echo "== Slurm: SKIPPED, not passed: $(printf '%s; ' "${slurm_skipped[@]}")"
+
 echo "== experiments: the robustness sweep has the paper's shape; experiments agree on 1 and 2 ranks (release build)"
 Scripts/experiments-check.sh
 

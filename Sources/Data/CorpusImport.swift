@@ -4,8 +4,9 @@ import Foundation
 public struct ImportOptions: Sendable {
     /// The label CSV in the authors' layout (see ``LabelTable``).
     public var labelFile: String
-    /// Folders of `<id>.npy` files (frames × dims, float32 or float64, C order), where `id` is
-    /// `FileName` without `.wav`. A missing file means that modality is missing.
+    /// Folders of `<id>.npy` files (frames × dims, float32 or float64, C order) or `<id>.npz`
+    /// archives of one such array, where `id` is `FileName` without `.wav`. A missing file
+    /// means that modality is missing.
     public var audioDirectory: String
     public var videoDirectory: String
     public var task: PredictionTask
@@ -97,8 +98,7 @@ public func importCorpus(_ options: ImportOptions, progress: ((Int, Int) -> Void
     for utterance in parsed.utterances {
         var found = false
         for (index, directory) in directories.enumerated() {
-            let path = URL(fileURLWithPath: directory).appendingPathComponent("\(utterance.id).npy").path
-            guard FileManager.default.fileExists(atPath: path) else { files[index].append(nil); continue }
+            guard let path = try NumpyFile.featureFile(in: directory, id: utterance.id) else { files[index].append(nil); continue }
             let header = try NumpyFile.readHeader(path, utterance: utterance.id)
             guard header.shape[0] > 0 else {
                 throw CorpusError(file: path, utterance: utterance.id, "has no frames (shape \(header.shape)); delete the file if the modality is missing")
@@ -117,21 +117,21 @@ public func importCorpus(_ options: ImportOptions, progress: ((Int, Int) -> Void
         }
         if !found {
             throw CorpusError(file: options.labelFile, utterance: utterance.id,
-                              "no features at all: neither \(options.audioDirectory)/\(utterance.id).npy nor \(options.videoDirectory)/\(utterance.id).npy exists")
+                              "no features at all: neither \(options.audioDirectory)/\(utterance.id).npy (or .npz) nor \(options.videoDirectory)/\(utterance.id).npy (or .npz) exists")
         }
     }
     // A feature folder that matched no utterance at all is a mistake (a wrong path, or files
     // named unlike the label file's FileName column), not a corpus without that modality.
     for (index, directory) in directories.enumerated() where files[index].allSatisfy({ $0 == nil }) {
-        let npy = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".npy") }
-        throw CorpusError(file: directory, npy.isEmpty
-            ? "no .npy feature files in this folder"
-            : "none of its \(npy.count) .npy files matches an utterance of \(options.labelFile) (e.g. \(npy.sorted()[0]); expected names like \(parsed.utterances[0].id).npy)")
+        let features = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter(NumpyFile.isFeatureFile)
+        throw CorpusError(file: directory, features.isEmpty
+            ? "no .npy or .npz feature files in this folder"
+            : "none of its \(features.count) feature files matches an utterance of \(options.labelFile) (e.g. \(features.sorted()[0]); expected names like \(parsed.utterances[0].id).npy)")
     }
-    let known = Set(parsed.utterances.map { "\($0.id).npy" })
+    let known = Set(parsed.utterances.map(\.id))
     let unused = directories.reduce(0) { total, directory in
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return total + names.filter { $0.hasSuffix(".npy") && !known.contains($0) }.count
+        return total + names.filter { NumpyFile.isFeatureFile($0) && !known.contains(($0 as NSString).deletingPathExtension) }.count
     }
 
     // Pass 2: stream the frames into the writer.

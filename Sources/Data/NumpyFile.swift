@@ -41,58 +41,88 @@ public enum NumpyFile {
 
     private static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // \x93NUMPY
 
-    /// Reads only the header of `path` and checks it describes a 2-D little-endian float32 or
-    /// float64 C-order array; `utterance` is named in errors.
+    /// The bytes that always hold a header (its length field allows 65,535 bytes in version 1;
+    /// longer headers are refused by `parseHeader`).
+    static let headerLimit = 65_536 + 12
+
+    /// The file kinds a feature matrix is read from: `.npy`, and `.npz` holding one array.
+    public static let fileExtensions = ["npy", "npz"]
+
+    /// Whether `name` is a feature file by its extension.
+    public static func isFeatureFile(_ name: String) -> Bool {
+        fileExtensions.contains { name.hasSuffix("." + $0) }
+    }
+
+    /// `<folder>/<id>.npy` or `<folder>/<id>.npz`, whichever exists; nil if neither. Both at
+    /// once is an error: which one is meant cannot be guessed.
+    public static func featureFile(in folder: String, id: String) throws -> String? {
+        let candidates = fileExtensions.map { URL(fileURLWithPath: folder).appendingPathComponent("\(id).\($0)").path }
+            .filter { FileManager.default.fileExists(atPath: $0) }
+        guard candidates.count <= 1 else {
+            throw CorpusError(file: folder, utterance: id, "both \(id).npy and \(id).npz exist; keep one")
+        }
+        return candidates.first
+    }
+
+    /// Reads only the header of `path` (`.npy`, or the array of a `.npz`) and checks it
+    /// describes a 2-D little-endian float32 or float64 C-order array; `utterance` is named in
+    /// errors.
     public static func readHeader(_ path: String, utterance: String? = nil) throws -> Header {
+        if path.hasSuffix(".npz") { return try NumpyArchive.readHeader(path, utterance: utterance) }
         try requireRegularFile(path, utterance: utterance)
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw CorpusError(file: path, utterance: utterance, "cannot open the .npy file")
         }
         defer { try? handle.close() }
-        let prefix = (try? handle.read(upToCount: 65_536 + 12)) ?? Data()
+        let prefix = (try? handle.read(upToCount: headerLimit)) ?? Data()
         return try parseHeader([UInt8](prefix), path: path, utterance: utterance)
     }
 
-    /// Reads the whole matrix (`utterance` is named in errors).
+    /// Reads the whole matrix of a `.npy` file or of a one-array `.npz` archive (`utterance`
+    /// is named in errors).
     public static func read(_ path: String, utterance: String? = nil) throws -> Matrix {
+        if path.hasSuffix(".npz") { return try NumpyArchive.read(path, utterance: utterance) }
         try requireRegularFile(path, utterance: utterance)
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CorpusError(file: path, utterance: utterance, "cannot read the .npy file")
         }
-        return try data.withUnsafeBytes { raw in
-            let bytes = [UInt8](raw.prefix(65_536 + 12))
-            let header = try parseHeader(bytes, path: path, utterance: utterance)
-            let rows = header.shape[0], columns = header.shape[1]
-            let itemSize = header.descr == "<f4" ? 4 : 8
-            // Checked arithmetic: a crafted header's shape (near 2⁶² rows, say) must not wrap
-            // around to a size that happens to match the file.
-            let (elements, overflowElements) = rows.multipliedReportingOverflow(by: columns)
-            let (expected, overflowBytes) = elements.multipliedReportingOverflow(by: itemSize)
-            let available = raw.count - header.dataOffset
-            guard !overflowElements, !overflowBytes else {
-                throw CorpusError(file: path, utterance: utterance,
-                                  "the header's shape \(rows) × \(columns) is larger than any file (the file holds \(available) bytes of data)")
-            }
-            guard available == expected else {
-                throw CorpusError(file: path, utterance: utterance,
-                                  "the header promises \(rows) × \(columns) \(header.descr) values (\(expected) bytes) but the file holds \(available) bytes of data" +
-                                  (available < expected ? " (truncated?)" : ""))
-            }
-            let data = UnsafeRawBufferPointer(rebasing: raw[header.dataOffset...])
-            var values = [Float](repeating: 0, count: rows * columns)
-            values.withUnsafeMutableBufferPointer { destination in
-                if itemSize == 4 {
-                    for index in 0..<destination.count {
-                        destination[index] = Float(bitPattern: UInt32(littleEndian: data.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self)))
-                    }
-                } else {
-                    for index in 0..<destination.count {
-                        destination[index] = Float(Double(bitPattern: UInt64(littleEndian: data.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))))
-                    }
+        return try data.withUnsafeBytes { try decode($0, path: path, utterance: utterance) }
+    }
+
+    /// The matrix of the `.npy` bytes `raw` (a file's, or an archive member's).
+    static func decode(_ raw: UnsafeRawBufferPointer, path: String, utterance: String?) throws -> Matrix {
+        let bytes = [UInt8](raw.prefix(headerLimit))
+        let header = try parseHeader(bytes, path: path, utterance: utterance)
+        let rows = header.shape[0], columns = header.shape[1]
+        let itemSize = header.descr == "<f4" ? 4 : 8
+        // Checked arithmetic: a crafted header's shape (near 2⁶² rows, say) must not wrap
+        // around to a size that happens to match the file.
+        let (elements, overflowElements) = rows.multipliedReportingOverflow(by: columns)
+        let (expected, overflowBytes) = elements.multipliedReportingOverflow(by: itemSize)
+        let available = raw.count - header.dataOffset
+        guard !overflowElements, !overflowBytes else {
+            throw CorpusError(file: path, utterance: utterance,
+                              "the header's shape \(rows) × \(columns) is larger than any file (the file holds \(available) bytes of data)")
+        }
+        guard available == expected else {
+            throw CorpusError(file: path, utterance: utterance,
+                              "the header promises \(rows) × \(columns) \(header.descr) values (\(expected) bytes) but the file holds \(available) bytes of data" +
+                              (available < expected ? " (truncated?)" : ""))
+        }
+        let data = UnsafeRawBufferPointer(rebasing: raw[header.dataOffset...])
+        var values = [Float](repeating: 0, count: rows * columns)
+        values.withUnsafeMutableBufferPointer { destination in
+            if itemSize == 4 {
+                for index in 0..<destination.count {
+                    destination[index] = Float(bitPattern: UInt32(littleEndian: data.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self)))
+                }
+            } else {
+                for index in 0..<destination.count {
+                    destination[index] = Float(Double(bitPattern: UInt64(littleEndian: data.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))))
                 }
             }
-            return Matrix(rows: rows, columns: columns, values: values, storedType: header.descr)
         }
+        return Matrix(rows: rows, columns: columns, values: values, storedType: header.descr)
     }
 
     static func parseHeader(_ bytes: [UInt8], path: String, utterance: String?) throws -> Header {

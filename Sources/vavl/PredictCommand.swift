@@ -9,16 +9,17 @@ struct PredictCommand: ParsableCommand {
         commandName: "predict",
         abstract: "Predict new utterances from .npy features: both modalities → AV head, one → that modality's head.",
         discussion: """
-        --audio and --video each take one .npy file (frames × dims, float32/float64, C order) or a \
-        folder of them; files are matched by name (without .npy). An utterance may have either \
+        --audio and --video each take one .npy file (frames × dims, float32/float64, C order) or \
+        one-array .npz, or a folder of them; files are matched by name (without the extension). \
+        An utterance may have either \
         modality or both. Output: CSV (default, or a .csv path) or JSON (a .json path): class \
         probabilities (categorical) or attribute values on the training scale, and the head that answered.
         """)
 
     @OptionGroup var checkpoint: CheckpointOption
     @OptionGroup var precision: PrecisionOption
-    @Option(help: "Audio features: a .npy file or a folder of them.") var audio: String?
-    @Option(help: "Video features: a .npy file or a folder of them.") var video: String?
+    @Option(help: "Audio features: a .npy/.npz file or a folder of them.") var audio: String?
+    @Option(help: "Video features: a .npy/.npz file or a folder of them.") var video: String?
     @Option(help: "Write predictions here (.csv or .json); standard output otherwise.") var output: String?
 
     struct Prediction {
@@ -83,16 +84,20 @@ struct PredictCommand: ParsableCommand {
         return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
     }
 
-    /// name → path of every .npy under `path` (a file or a folder).
+    /// name → path of every .npy or .npz under `path` (a file or a folder).
     func files(_ path: String?) throws -> [String: String] {
         guard let path else { return [:] }
         guard FileManager.default.fileExists(atPath: path) else { throw CorpusError(file: path, "no such file or folder") }
         if isFolder(path) {
-            let entries = try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".npy") }
-            guard !entries.isEmpty else { throw CorpusError(file: path, "the folder holds no .npy files") }
-            return Dictionary(uniqueKeysWithValues: entries.map {
-                (String($0.dropLast(4)), (path as NSString).appendingPathComponent($0))
-            })
+            let entries = try FileManager.default.contentsOfDirectory(atPath: path).filter(NumpyFile.isFeatureFile)
+            guard !entries.isEmpty else { throw CorpusError(file: path, "the folder holds no .npy or .npz files") }
+            var byName: [String: String] = [:]
+            for entry in entries.sorted() {
+                let name = (entry as NSString).deletingPathExtension
+                if byName[name] != nil { throw CorpusError(file: path, utterance: name, "both \(name).npy and \(name).npz exist; keep one") }
+                byName[name] = (path as NSString).appendingPathComponent(entry)
+            }
+            return byName
         }
         return [((path as NSString).lastPathComponent as NSString).deletingPathExtension: path]
     }

@@ -1,6 +1,5 @@
 import ArgumentParser
 import BLAS
-import CMachine
 import Foundation
 import MPI
 import VAVLCore
@@ -33,7 +32,6 @@ struct TrainCommand: ParsableCommand {
         let stopped = world.abortOnError { () -> Bool in
             let (configuration, options) = try resolve(world)
             let trainer = try Trainer(configuration: configuration, options: options, communicator: world)
-            vavl_install_stop_signals()
             trainer.run()
             return trainer.stoppedToResume
         }

@@ -8,6 +8,11 @@ import VAVLTraining
 @main
 struct VAVLCommand: ParsableCommand {
     static func main() {
+        // `train` takes SIGUSR1/SIGTERM/SIGINT as "stop after this iteration" from its very
+        // first instruction: a signal during start-up (argument parsing, MPI, loading) is
+        // kept and honoured after the first iteration rather than killing the rank. Other
+        // commands keep the signals' default actions.
+        if CommandLine.arguments.dropFirst().first == "train" { vavl_install_stop_signals() }
         #if VAVL_REQUIRES_AVX2
         vavl_require_avx2_fma()
         #endif
@@ -20,7 +25,7 @@ struct VAVLCommand: ParsableCommand {
         commandName: "vavl",
         abstract: "Distributed data-parallel trainer for VAVL audio-visual emotion recognition.",
         version: "vavl \(VAVLVersion.current)",
-        subcommands: [InfoCommand.self, CorpusCommand.self, TrainCommand.self, EvaluateCommand.self, PredictCommand.self, ExportCommand.self, BenchCommand.self, SummaryCommand.self, ExperimentCommand.self, ReportCommand.self]
+        subcommands: [InfoCommand.self, CorpusCommand.self, TrainCommand.self, EvaluateCommand.self, PredictCommand.self, ExportCommand.self, BenchCommand.self, SummaryCommand.self, ExperimentCommand.self, ReportCommand.self, PlotCommand.self]
     )
 }
 

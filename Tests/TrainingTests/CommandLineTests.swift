@@ -292,6 +292,38 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(summary.output.contains("recon_a") && summary.output.contains("head_av"), summary.output)
     }
 
+    /// `vavl plot RUN` draws the run's loss and development curves from metrics.jsonl; a
+    /// damaged log is an error naming its line, not a plot.
+    func testPlotDrawsTheRunsCurves() throws {
+        let run = (Self.checkpoint as NSString).deletingLastPathComponent
+        let folder = Self.corpus.subfolder("plot")
+        let result = try VAVLBinary.run(["plot", run, "--output", folder + "/curves"])
+        XCTAssertEqual(result.status, 0, result.error)
+        let loss = try String(contentsOfFile: folder + "/curves-loss.svg", encoding: .utf8)
+        let development = try String(contentsOfFile: folder + "/curves-dev.svg", encoding: .utf8)
+        XCTAssertTrue(loss.hasPrefix("<svg") || loss.contains("<svg"), loss)
+        for series in ["acoustic (train)", "visual (train)", "audio_visual (train)", "audio_visual (dev)"] {
+            XCTAssertTrue(loss.contains(series), "the loss plot lacks \(series)")
+        }
+        XCTAssertTrue(development.contains("development f1_macro"), development)
+        // One polyline per series, with one point per epoch the run logged.
+        let epochs = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8)
+            .components(separatedBy: "\"type\":\"epoch\"").count - 1
+        XCTAssertGreaterThan(epochs, 0)
+        let polylines = loss.components(separatedBy: "<polyline").dropFirst()
+        XCTAssertEqual(polylines.count, 6, "three training phases and three development heads")
+        for polyline in polylines {
+            let points = polyline.components(separatedBy: "points=\"")[1].components(separatedBy: "\"")[0]
+            XCTAssertEqual(points.split(separator: " ").count, epochs, points)
+        }
+        let damaged = folder + "/metrics.jsonl"
+        try Data((try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8) + "{not json\n").utf8)
+            .write(to: URL(fileURLWithPath: damaged))
+        let bad = try VAVLBinary.run(["plot", damaged])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.error.contains("metrics.jsonl, line") && bad.error.contains("not a JSON object"), bad.error)
+    }
+
     func testBadInputsAreClearErrors() throws {
         // A corpus whose dims do not match the checkpoint, and a task mismatch.
         let other = try TinyCorpus(preset: .mspImprov, utterances: 60)

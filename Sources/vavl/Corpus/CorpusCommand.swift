@@ -105,17 +105,18 @@ struct SynthCorpusCommand: ParsableCommand {
 struct ImportCorpusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
-        abstract: "Import a label CSV and per-utterance .npy features into a corpus file.",
+        abstract: "Import a label CSV and per-utterance .npy (or one-array .npz) features into a corpus file.",
         discussion: """
         The CSV has the authors' layout: FileName, label columns, SpkrID, Gender, Split_Set \
         (Train/Development/Test). Features are <FileName without .wav>.npy in --audio and --video \
-        (frames x dims, float32 or float64, C order); a missing file means that modality is missing. \
+        (frames x dims, float32 or float64, C order), or .npz archives of one such array \
+        (numpy.savez or savez_compressed); a missing file means that modality is missing. \
         Any bad input is an error naming the file and utterance, and no output is written.
         """)
 
     @Option(help: "The label CSV.") var labels: String
-    @Option(help: "Folder of audio .npy files.") var audio: String
-    @Option(help: "Folder of video .npy files.") var video: String
+    @Option(help: "Folder of audio .npy/.npz files.") var audio: String
+    @Option(help: "Folder of video .npy/.npz files.") var video: String
     @Option(help: "categorical, dimensional or sentiment.") var task: PredictionTask
     @Option(help: "The corpus file to write (atomically).") var output: String
     @Option(help: "Label columns a,b,c in order (default: all but FileName, SpkrID, Gender, Split_Set).") var labelColumns: String?
@@ -147,7 +148,7 @@ struct ImportCorpusCommand: ParsableCommand {
             } else {
                 print("wrote \(output): \(report.utterances) utterances (\(report.audioAndVideo) audio+video, \(report.audioOnly) audio-only, \(report.videoOnly) video-only), dims \(report.audioDimension)/\(report.videoDimension)")
                 if report.unusedFiles > 0 {
-                    print("note: \(report.unusedFiles) .npy files name no utterance of the label file and were ignored")
+                    print("note: \(report.unusedFiles) feature files name no utterance of the label file and were ignored")
                 }
             }
         }

@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import VAVLExperiments
+
+/// `vavl plot`: a run's training and development curves as SVG, from its metrics.jsonl.
+struct PlotCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plot",
+        abstract: "Draw a run's training and development curves (SVG) from its metrics.jsonl.",
+        discussion: """
+        Writes PREFIX-loss.svg (training loss per phase, solid; development loss per head, \
+        dashed; by epoch) and PREFIX-dev.svg (the development F1-macro, mean CCC or MAE per \
+        head, by epoch). PREFIX defaults to RUN/curves.
+        """)
+
+    @Argument(help: "A run folder (its metrics.jsonl is read) or a metrics.jsonl file.") var run: String
+    @Option(help: "Output path prefix (default: RUN/curves).") var output: String?
+
+    func run() throws {
+        do {
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: run, isDirectory: &isFolder) else {
+                throw ValidationError("\(run): no such run folder or metrics file")
+            }
+            let metrics = isFolder.boolValue ? (run as NSString).appendingPathComponent("metrics.jsonl") : run
+            let folder = isFolder.boolValue ? run : (run as NSString).deletingLastPathComponent
+            let prefix = output ?? (folder.isEmpty ? "curves" : (folder as NSString).appendingPathComponent("curves"))
+            let curves = try TrainingCurves(metricsFile: metrics)
+            let name = ((isFolder.boolValue ? run : folder) as NSString).lastPathComponent
+            try curves.lossPlot(title: "\(name): loss").write(to: prefix + "-loss.svg")
+            print("wrote \(prefix)-loss.svg")
+            if let plot = curves.metricPlot(title: "\(name): development \(curves.metric ?? "")") {
+                try plot.write(to: prefix + "-dev.svg")
+                print("wrote \(prefix)-dev.svg")
+            } else {
+                print("no development scores in \(metrics): no -dev.svg")
+            }
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            FileHandle.standardError.write(Data("vavl: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
