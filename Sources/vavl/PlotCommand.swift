@@ -13,20 +13,20 @@ struct PlotCommand: ParsableCommand {
         head, by epoch). PREFIX defaults to RUN/curves.
         """)
 
-    @Argument(help: "A run folder (its metrics.jsonl is read) or a metrics.jsonl file.") var run: String
+    @Argument(help: "A run folder (its metrics.jsonl is read) or a metrics.jsonl file.") var path: String
     @Option(help: "Output path prefix (default: RUN/curves).") var output: String?
 
     func run() throws {
         do {
             var isFolder: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: run, isDirectory: &isFolder) else {
-                throw ValidationError("\(run): no such run folder or metrics file")
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
+                throw ValidationError("\(path): no such run folder or metrics file")
             }
-            let metrics = isFolder.boolValue ? (run as NSString).appendingPathComponent("metrics.jsonl") : run
-            let folder = isFolder.boolValue ? run : (run as NSString).deletingLastPathComponent
+            let metrics = isFolder.boolValue ? (path as NSString).appendingPathComponent("metrics.jsonl") : path
+            let folder = isFolder.boolValue ? path : (path as NSString).deletingLastPathComponent
             let prefix = output ?? (folder.isEmpty ? "curves" : (folder as NSString).appendingPathComponent("curves"))
             let curves = try TrainingCurves(metricsFile: metrics)
-            let name = ((isFolder.boolValue ? run : folder) as NSString).lastPathComponent
+            let name = ((isFolder.boolValue ? path : folder) as NSString).lastPathComponent
             try curves.lossPlot(title: "\(name): loss").write(to: prefix + "-loss.svg")
             print("wrote \(prefix)-loss.svg")
             if let plot = curves.metricPlot(title: "\(name): development \(curves.metric ?? "")") {

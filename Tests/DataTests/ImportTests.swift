@@ -173,7 +173,7 @@ final class ImportTests: CorpusTestCase {
         }
         for name in try FileManager.default.contentsOfDirectory(atPath: video) { try FileManager.default.removeItem(atPath: "\(video)/\(name)") }
         XCTAssertThrowsError(try importCorpus(options())) { error in
-            XCTAssertTrue("\(error)".contains("no .npy feature files"), "\(error)")
+            XCTAssertTrue("\(error)".contains("no .npy or .npz feature files"), "\(error)")
         }
     }
 
