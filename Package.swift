@@ -88,8 +88,13 @@ let package = Package(
         // MARK: - Shared vocabulary: modality, task, label transform, seeded randomness
         .target(name: "VAVLVocabulary", path: "Sources/Vocabulary", swiftSettings: checked),
 
+        // MARK: - The configuration: its one table (keys, types, defaults, valid ranges, resume
+        // rules, help), JSON decoding of config files and checkpoints' stored configs, and the
+        // presets. Untrusted input: a checked module, validated before the kernels see a value.
+        .target(name: "VAVLConfig", dependencies: ["VAVLVocabulary"], path: "Sources/Configuration", swiftSettings: checked),
+
         // MARK: - Numeric core: tensor kernels, layers, the VAVL model, losses, optimizer
-        .target(name: "VAVLCore", dependencies: ["BLAS", "COneDNN", "VAVLVocabulary"], path: "Sources/Core",
+        .target(name: "VAVLCore", dependencies: ["BLAS", "COneDNN", "VAVLVocabulary", "VAVLConfig"], path: "Sources/Core",
                 swiftSettings: alwaysOptimizedKernels),
 
         // MARK: - Data: the HDF5 corpus format, import, synthetic corpora, statistics

@@ -378,6 +378,57 @@ cluster_test_output_folder() {
     || cluster_fail "$name" "the previous checkpoint-last.h5 does not load (exit $cluster_status)" "$cluster_log"
   echo "ok  $name ($(cluster_elapsed)s): exit $failed, $cause…; the previous checkpoint-last.h5 loads"
   umount "$mount"; cluster_mount=""
+
+  # A corpus written onto a disk that fills up (synth, then import of .npy files): exit 1
+  # with the message naming the file — not a crash in HDF5's clean-up at exit (SIGSEGV,
+  # before the fix) — and nothing left behind.
+  name="corpus onto a full disk"
+  cluster_timer
+  mount -t tmpfs -o size=600k tmpfs "$mount"
+  cluster_mount=$mount
+  local kind
+  for kind in synth import; do
+    if [ "$kind" = synth ]; then
+      cluster_run "$name ($kind)" 60 "$cluster_bin/vavl" corpus synth --preset crema-d --output "$mount/corpus.h5" \
+        --dims 64,48 --utterances 400 || true
+    else
+      cluster_import_tree "$cluster_work/npy-tree"
+      cluster_run "$name ($kind)" 60 "$cluster_bin/vavl" corpus import --labels "$cluster_work/npy-tree/labels.csv" \
+        --audio "$cluster_work/npy-tree/audio" --video "$cluster_work/npy-tree/video" --task categorical --output "$mount/corpus.h5" || true
+    fi
+    [ "$cluster_status" -eq 1 ] || cluster_fail "$name ($kind)" "exit $cluster_status, expected 1 (139 = the crash at exit)" "$cluster_log"
+    grep -q "corpus.h5" "$cluster_log" || cluster_fail "$name ($kind)" "the message does not name the file" "$cluster_log"
+    [ -z "$(ls -A "$mount")" ] || cluster_fail "$name ($kind)" "files left behind: $(ls -A "$mount")"
+  done
+  echo "ok  $name ($(cluster_elapsed)s): synth and import exit 1 naming the file, nothing left: $(grep -m1 "corpus.h5" "$cluster_log" | cut -c1-120)"
+  umount "$mount"; cluster_mount=""
+}
+
+# cluster_import_tree DIR: a label CSV and .npy features (64-d audio, 48-d video, 100 and 60
+# frames) for 300 utterances in DIR, written once by Python's standard library (no NumPy).
+cluster_import_tree() {
+  local dir=$1
+  [ -f "$dir/labels.csv" ] && return 0
+  python3 - "$dir" <<'PY'
+import os, random, struct, sys
+root = sys.argv[1]
+random.seed(1)
+for modality in ("audio", "video"):
+    os.makedirs(os.path.join(root, modality), exist_ok=True)
+def write_npy(path, rows, columns):
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % (rows, columns)
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
+        f.write(struct.pack("<%df" % (rows * columns), *(random.gauss(0, 1) for _ in range(rows * columns))))
+lines = ["FileName,angry,sad,SpkrID,Gender,Split_Set"]
+for i in range(300):
+    name = "u%03d" % i
+    write_npy(os.path.join(root, "audio", name + ".npy"), 100, 64)
+    write_npy(os.path.join(root, "video", name + ".npy"), 60, 48)
+    lines.append("%s.wav,%d,%d,%d,Male,%s" % (name, i % 2, 1 - i % 2, i % 10, ("Train", "Development", "Test")[i % 3]))
+open(os.path.join(root, "labels.csv"), "w").write("\n".join(lines) + "\n")
+PY
 }
 
 # cluster_expect_early_error NAME MESSAGE OUT: two-rank training into OUT fails within 30 s with

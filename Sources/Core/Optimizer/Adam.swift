@@ -2,18 +2,6 @@
 import Glibc
 #endif
 
-/// Hyperparameters of Adam (DESIGN §3 defaults; PyTorch `Adam(weight_decay=)` semantics).
-public struct AdamConfiguration: Codable, Equatable, Sendable {
-    public var learningRate: Float = 5e-5
-    public var beta1: Float = 0.95
-    public var beta2: Float = 0.999
-    public var epsilon: Float = 1e-8
-    /// L2 penalty added to the gradient (not decoupled as in AdamW).
-    public var weightDecay: Float = 5e-7
-
-    public init() {}
-}
-
 /// Adam over contiguous ranges of the flat buffers, with one step count per parameter, so
 /// that the shared layers, updated in both unimodal phases, take two steps per iteration:
 ///   g ← g + λθ;  m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;

@@ -27,9 +27,14 @@ func check<T: BinaryInteger>(_ value: T, file: String, object: String, _ problem
 }
 
 /// Owns HDF5's global setup: the library's own error-stack printing is turned off once, so
-/// errors are reported by this wrapper with the file and object named.
+/// errors are reported by this wrapper with the file and object named; and the library's
+/// clean-up at process exit is switched off. That clean-up closes every file still open, and
+/// HDF5 1.10 dereferences a null pointer closing a file whose earlier close failed (a full
+/// disk: the message was printed, then the process died of SIGSEGV). Every file we write is
+/// closed (and checked) explicitly before it counts as written, so nothing relies on it.
 enum HDF5Library {
     static let ready: Bool = {
+        H5dont_atexit()  // before the library initialises: it registers the handler then
         H5open()
         vavl_h5_silence_errors()
         return true

@@ -1,3 +1,5 @@
+import VAVLVocabulary
+
 /// Every size and hyperparameter of the model and its training (docs/DESIGN.md §2–§3).
 /// Defaults are the paper's.
 ///

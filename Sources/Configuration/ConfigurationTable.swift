@@ -1,4 +1,5 @@
 import Foundation
+import VAVLVocabulary
 
 // The configuration table: one row per field of `VAVLConfiguration`. Everything else about a
 // field is derived from its row — its JSON key in `--config` files and in checkpoints

@@ -1,3 +1,5 @@
+import VAVLVocabulary
+
 extension VAVLConfiguration {
     /// The paper's sizes (DESIGN §2; 54,371,218 parameters at d_a 1024, d_v 1408, 6 outputs).
     public static func paper(audio: Int = 1024, video: Int = 1408, outputs: Int = 6) -> VAVLConfiguration {
