@@ -254,6 +254,10 @@ extension VAVLConfiguration {
 extension VAVLConfiguration: Codable {
     /// Source name for error messages, set in a decoder's `userInfo` (a file, "--config F").
     public static let sourceKey = CodingUserInfoKey(rawValue: "vavl.configuration.source")!
+    /// With `true` under this key, every key of the table must be present (a checkpoint of
+    /// the current version stores them all; a missing one means a damaged or forged file).
+    /// Otherwise absent keys keep their defaults (config files; older checkpoints, DESIGN §6).
+    public static let requireEveryKey = CodingUserInfoKey(rawValue: "vavl.configuration.requireEveryKey")!
 
     /// Decodes the keys present over the defaults, so configs written by older versions
     /// (which lack newer keys) load; an unknown key or a value of the wrong type is an error
@@ -266,6 +270,10 @@ extension VAVLConfiguration: Codable {
         if let unknown = container.allKeys.map(\.stringValue).filter({ !known.contains($0) }).sorted().first {
             throw ConfigurationError(source: source, key: unknown,
                                      "unknown key (known: \(Self.fields.map(\.key).joined(separator: ", ")))")
+        }
+        if decoder.userInfo[Self.requireEveryKey] as? Bool == true,
+           let missing = Self.fields.first(where: { !container.contains(ConfigurationKey($0.key)) }) {
+            throw ConfigurationError(source: source, key: missing.key, "missing (a configuration of this version stores every key)")
         }
         for field in Self.fields where container.contains(ConfigurationKey(field.key)) {
             do {

@@ -53,6 +53,47 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(try file.openGroup("state").attribute("sampler_position", as: Int64.self), 3)
     }
 
+    /// Versions (DESIGN §6): a newer version is refused naming both; version 1 reads with
+    /// the table's defaults for keys it lacks; this version's files must hold every key.
+    func testCheckpointVersions() throws {
+        let corpus = Self.corpus!
+        var options = corpus.options("versions")
+        options.maxIterations = 1
+        let trainer = try Trainer(configuration: try corpus.configuration(), options: options, communicator: .selfOnly)
+        trainer.run()
+        let path = options.outputDirectory + "/checkpoint-last.h5"
+        XCTAssertEqual(try HDF5File.open(path).attribute("version", as: Int64.self), Checkpoint.version)
+        func rewrite(version: Int64, dropping key: String?) throws -> String {
+            let copy = options.outputDirectory + "/v\(version)-\(key ?? "all").h5"
+            try? FileManager.default.removeItem(atPath: copy)
+            try FileManager.default.copyItem(atPath: path, toPath: copy)
+            let file = try HDF5File.open(copy, writable: true)
+            try file.setAttribute("version", value: version)
+            if let key {
+                var config = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try file.stringAttribute("config").utf8)) as? [String: Any])
+                config[key] = nil
+                try file.setAttribute("config", string: String(decoding: try JSONSerialization.data(withJSONObject: config), as: UTF8.self))
+            }
+            return copy
+        }
+        func error(_ path: String) -> String {
+            do {
+                _ = try Checkpoint.load(path, into: VAVLModel(trainer.configuration))
+                return ""
+            } catch { return "\(error)" }
+        }
+        let newer = try rewrite(version: Checkpoint.version + 1, dropping: nil)
+        XCTAssertTrue(error(newer).contains("version \(Checkpoint.version + 1) was written by a newer vavl"), error(newer))
+        XCTAssertTrue(error(try rewrite(version: 0, dropping: nil)).contains("not a valid version"))
+        // Version 1, from before `precision` existed: fp32, as it was trained.
+        let old = try rewrite(version: 1, dropping: "precision")
+        XCTAssertEqual(try Checkpoint.configuration(old).precision, .fp32)
+        XCTAssertEqual(error(old), "")
+        // This version without a key: damaged, refused naming the key.
+        let damaged = try rewrite(version: Checkpoint.version, dropping: "heads")
+        XCTAssertTrue(error(damaged).contains("'heads'") && error(damaged).contains("missing"), error(damaged))
+    }
+
     /// A write that fails midway leaves the previous checkpoint in place and loadable, and
     /// no temporary file behind.
     func testFailedWriteLeavesThePreviousCheckpointLoadable() throws {

@@ -27,7 +27,10 @@ public struct TrainingState: Codable, Equatable, Sendable {
 /// training state and the config, written by rank 0 to a temporary file and renamed.
 public enum Checkpoint {
     public static let format = "vavl-checkpoint"
-    public static let version: Int64 = 1
+    /// The format version this vavl writes, and the newest it reads (DESIGN §6, versions):
+    /// 2 stores every configuration key; 1 (before `precision` existed) may lack keys, which
+    /// then take the table's defaults.
+    public static let version: Int64 = 2
     /// Tests: a write fails with this problem after the temporary file is written, before it
     /// replaces the checkpoint.
     nonisolated(unsafe) static var failBeforeReplacingForTesting: String?
@@ -130,8 +133,11 @@ public enum Checkpoint {
             throw HDF5Error(file: path, object: "/", problem: "not a VAVL checkpoint (format '\(found)', expected '\(format)')")
         }
         let foundVersion = try file.attribute("version", as: Int64.self)
-        guard foundVersion == version else {
-            throw HDF5Error(file: path, object: "/", problem: "checkpoint version \(foundVersion) is not supported (expected \(version))")
+        guard foundVersion <= version else {
+            throw HDF5Error(file: path, object: "/", problem: "checkpoint version \(foundVersion) was written by a newer vavl; this one (\(VAVLVersion.current)) reads versions 1…\(version)")
+        }
+        guard foundVersion >= 1 else {
+            throw HDF5Error(file: path, object: "/", problem: "checkpoint version \(foundVersion) is not a valid version")
         }
         return file
     }
@@ -227,8 +233,11 @@ public enum Checkpoint {
     /// The stored config, decoded strictly and validated (an out-of-range size in a crafted
     /// file is an error naming the file and key, before anything is allocated from it).
     private static func storedConfiguration(_ file: HDF5File, path: String) throws -> VAVLConfiguration {
+        // This version's checkpoints hold every key; older ones take defaults for keys they lack.
+        let current = try file.attribute("version", as: Int64.self) == version
         let configuration = try file.attribute("config", json: VAVLConfiguration.self,
-                                               userInfo: [VAVLConfiguration.sourceKey: "\(path): config"])
+                                               userInfo: [VAVLConfiguration.sourceKey: "\(path): config",
+                                                          VAVLConfiguration.requireEveryKey: current])
         try configuration.validate(source: "\(path): config")
         return configuration
     }
