@@ -116,7 +116,7 @@ let package = Package(
 
         // MARK: - Tests
         .testTarget(name: "TrainingTests", dependencies: ["VAVLTraining", "VAVLExperiments", "VAVLCore", "VAVLData", "HDF5"],
-                    path: "Tests/TrainingTests"),
+                    path: "Tests/TrainingTests", exclude: ["Fixtures"]),
         .testTarget(name: "SystemTests", dependencies: ["BLAS", "MPI", "HDF5"],
                     path: "Tests/SystemTests"),
         .testTarget(name: "CoreTests", dependencies: ["VAVLCore", "HDF5", "BLAS"],
