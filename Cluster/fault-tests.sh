@@ -280,12 +280,21 @@ cluster_test_stop_signal() {
 
   # A USR1 that arrives while the process is still starting (Slurm sends it at once to a
   # requeued job with less than its warning time left) is kept, not fatal: one process,
-  # signalled 50 ms after exec, stops after its first iteration.
+  # signalled as soon as it catches SIGUSR1 (the first thing `vavl train` does, before
+  # parsing, MPI, the corpus and the model), stops after its first iteration. (Before that —
+  # the dynamic loader's few milliseconds — the default action still applies.)
   name="SIGUSR1 during start-up"
   run="$cluster_work/early-signal"
   cluster_timer
   cluster_start "$name" "$cluster_bin/vavl" "${cluster_train[@]}" --out "$run"
-  sleep 0.05
+  local caught="" waited
+  for waited in $(seq 1 2000); do
+    caught=$(awk '/^SigCgt:/ { print $2 }' "/proc/$cluster_job/status" 2>/dev/null) || true
+    [ -n "$caught" ] && (( 0x$caught & 0x200 )) && break  # bit 9: SIGUSR1 (10) has a handler
+    caught=""
+    sleep 0.005
+  done
+  [ -n "$caught" ] || cluster_fail "$name" "the process never installed its SIGUSR1 handler" "$cluster_log"
   kill -USR1 "$cluster_job"
   cluster_wait_job "$cluster_job" 60
   [ "$cluster_status" -eq 85 ] || cluster_fail "$name" "exit $cluster_status, expected 85 (stopped to be resumed)" "$cluster_log"

@@ -90,6 +90,7 @@ public final class Corpus: @unchecked Sendable {
         }
         func fail(_ problem: String) -> CorpusError { CorpusError(file: path, problem) }
         openedAs = try Self.fileState(path)
+        let fileSize = Int(openedAs.size)
         let file = try HDF5File.open(path)
 
         // Root attributes.
@@ -156,6 +157,7 @@ public final class Corpus: @unchecked Sendable {
 
         // Labels.
         let labelSet = try file.openDataset("labels")
+        try labelSet.checkStorage(fileSize: fileSize)
         var labelShape = labelSet.shape
         let labelCount = labelNames.count
         if labelShape.count == 1 && labelCount == 1 { labelShape.append(1) }
@@ -186,6 +188,7 @@ public final class Corpus: @unchecked Sendable {
             guard offsetSet.shape.count == 1, offsetSet.storedType.typeClass == Int64.typeClass else {
                 throw fail("/\(name)/offsets must be a 1-D integer dataset, found shape \(offsetSet.shape)")
             }
+            try offsetSet.checkStorage(fileSize: fileSize)
             let raw = try offsetSet.read(as: Int64.self)
             guard raw.count == count + 1 else {
                 throw fail(raw.count < count + 1 && raw.count > 0 ? ids[raw.count - 1] : nil,
@@ -199,6 +202,7 @@ public final class Corpus: @unchecked Sendable {
             guard features.storedType.typeClass == Float.typeClass else {
                 throw fail("/\(name)/features must be float32 or float64")
             }
+            try features.checkStorage(fileSize: fileSize)
             let rows = shape[0], dimension = shape[1]
             if raw[0] < 0 { throw fail(ids.first, "/\(name)/offsets starts at \(raw[0]), below 0") }
             for index in 0..<count {
@@ -207,6 +211,9 @@ public final class Corpus: @unchecked Sendable {
                 }
                 if raw[index + 1] > rows {
                     throw fail(ids[index], "/\(name)/offsets past the end: rows \(raw[index]) ..< \(raw[index + 1]) of \(rows) in /\(name)/features")
+                }
+                if raw[index + 1] - raw[index] > Int64(FrameLimit.maximum) {
+                    throw fail(ids[index], FrameLimit.problem(frames: Int(raw[index + 1] - raw[index]), modality: name))
                 }
             }
             if raw[count] != rows {

@@ -103,6 +103,7 @@ public func importCorpus(_ options: ImportOptions, progress: ((Int, Int) -> Void
             guard header.shape[0] > 0 else {
                 throw CorpusError(file: path, utterance: utterance.id, "has no frames (shape \(header.shape)); delete the file if the modality is missing")
             }
+            try FrameLimit.check(header.shape[0], modality: index == 0 ? "audio" : "video", file: path, utterance: utterance.id)
             if let expected = dimensions[index] {
                 guard header.shape[1] == expected else {
                     throw CorpusError(file: path, utterance: utterance.id,

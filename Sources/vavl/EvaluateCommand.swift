@@ -14,6 +14,7 @@ struct EvaluateCommand: ParsableCommand {
 
     @OptionGroup var checkpoint: CheckpointOption
     @OptionGroup var precision: PrecisionOption
+    @OptionGroup var frameLimit: FrameLimitOption
     @Option(help: "The corpus to score.") var corpus: String
     @Option(help: "train, dev or test.") var split: Split = .test
     @Option(help: "Also write the scores as JSON here.") var json: String?
@@ -25,6 +26,7 @@ struct EvaluateCommand: ParsableCommand {
     func run() throws {
         let world = Communicator.world
         world.abortOnError {
+            try frameLimit.apply()
             guard (0...100).contains(maskAudio), (0...100).contains(maskVideo) else {
                 throw ValidationError("--mask-audio and --mask-video are percentages in 0…100")
             }

@@ -18,6 +18,7 @@ struct PredictCommand: ParsableCommand {
 
     @OptionGroup var checkpoint: CheckpointOption
     @OptionGroup var precision: PrecisionOption
+    @OptionGroup var frameLimit: FrameLimitOption
     @Option(help: "Audio features: a .npy/.npz file or a folder of them.") var audio: String?
     @Option(help: "Video features: a .npy/.npz file or a folder of them.") var video: String?
     @Option(help: "Write predictions here (.csv or .json); standard output otherwise.") var output: String?
@@ -31,6 +32,7 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         do {
+            try frameLimit.apply()
             guard audio != nil || video != nil else { throw ValidationError("give --audio, --video or both") }
             let trained = try TrainedModel(checkpoint: checkpoint.resolved(), precision: precision.value)
             let config = trained.configuration
@@ -103,6 +105,8 @@ struct PredictCommand: ParsableCommand {
     }
 
     func features(_ path: String, name: String, modality: VAVLData.Modality, dimension: Int, _ trained: TrainedModel) throws -> Matrix {
+        try FrameLimit.check(try NumpyFile.readHeader(path, utterance: name).shape[0], modality: modality.rawValue,
+                             file: path, utterance: name)
         let array = try NumpyFile.read(path, utterance: name)
         guard array.columns == dimension else {
             throw CorpusError(file: path, utterance: name, "\(modality.rawValue) features have \(array.columns) dimensions, the model expects \(dimension)")

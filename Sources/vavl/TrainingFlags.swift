@@ -11,6 +11,7 @@ import VAVLTraining
 /// cannot drift apart in what a flag means.
 struct TrainingFlags: ParsableArguments {
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var frameLimit: FrameLimitOption
     @Option(help: "Stop after N global iterations (0 writes the initial model).") var maxIterations: Int?
     @Option(help: "BatchNorm statistics: sync (over all ranks) or local (DDP). Default: the config's (sync).") var batchnorm: String?
     @Option(help: "Batch composition: natural or balanced. Default: the config's (natural).") var sampler: String?
@@ -39,6 +40,7 @@ struct TrainingFlags: ParsableArguments {
     /// sets the BLAS threads and prepares the output folder.
     func resolve(corpus: String, out: String, task: String?, resume: String?, progress: ProgressStyle,
                  _ world: Communicator) throws -> (VAVLConfiguration, TrainingOptions) {
+        try frameLimit.apply()
         if let threads { BLAS.threadCount = threads }
         var configuration: VAVLConfiguration
         var stored: (path: String, configuration: VAVLConfiguration)?

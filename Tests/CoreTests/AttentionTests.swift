@@ -50,6 +50,83 @@ final class AttentionTests: XCTestCase {
         }
     }
 
+    /// relshift a block of rows at a time, from the block's rows of S (and the next one),
+    /// stitches to the whole relshift, for every length and block size.
+    func testRelativeShiftInBlocksOfRowsStitchesToTheWhole() {
+        for t in 1...13 {
+            let s = (0..<(t * t)).map { Float($0) + 1 }
+            let whole = specRelativeShift(s, length: t)
+            for block in 1...t {
+                var stitched: [Float] = []
+                var first = 0
+                while first < t {
+                    let end = min(first + block, t)
+                    var rows = [Float](repeating: 0, count: (end - first) * t)
+                    let source = Array(s[(first * t)..<(min(end + 1, t) * t)])
+                    source.withUnsafeBufferPointer { source in
+                        rows.withUnsafeMutableBufferPointer {
+                            RelativePositionAttention.addRelativeShift($0.baseAddress!, source.baseAddress!, rows: first..<end, length: t)
+                        }
+                    }
+                    stitched += rows
+                    first = end
+                }
+                XCTAssertEqual(stitched, whole, "T = \(t), blocks of \(block)")
+            }
+        }
+    }
+
+    /// An evaluation pass with an utterance longer than a block forms the scores a block of
+    /// queries at a time and keeps nothing for a backward: the same output as the
+    /// training-mode pass (dropout 0) — bit for bit for shorter batches, which take the
+    /// training path, to rounding beyond — with scratch for a block, not T × T, and no stored
+    /// probabilities.
+    func testEvaluationInBlocksGivesTheTrainingOutputInLinearMemory() {
+        for lengths in [[7, 300, 512], [1300], [2 * RelativePositionAttention.queryBlock + 1, 40]] {
+            let registry = ParameterRegistry()
+            let attention = RelativePositionAttention(registry, "mhsa", channels: 16, heads: 2, attentionDropout: 0, outputDropout: 0)
+            let store = ParameterStore(registry)
+            store.initialize(seed: 4)
+            GradientCheck.perturbParameters(store, seed: 6)
+            let context = RunContext(store: store)
+            let segments = Segments(lengths: lengths)
+            context.useSequentialUtteranceKeys(count: segments.count)
+            let x = GradientCheck.randomMatrix(rows: segments.totalRows, columns: 16, seed: 8)
+            context.mode = .training
+            let trained = attention.forward(x, segments: segments, context).array
+            let keptInTraining = attention.storedProbabilityCount
+            context.mode = .evaluation
+            let evaluated = attention.forward(x, segments: segments, context).array
+            let longest = lengths.max()!
+            if longest <= RelativePositionAttention.queryBlock {
+                XCTAssertEqual(evaluated, trained, "\(lengths)")
+            } else {
+                let scale = trained.map(abs).max()!
+                let worst = zip(evaluated, trained).map { abs($0 - $1) }.max()!
+                XCTAssertLessThan(worst / scale, 1e-5, "\(lengths)")
+            }
+            XCTAssertEqual(keptInTraining, 2 * lengths.reduce(0) { $0 + $1 * $1 }, "heads × Σ T² in training")
+            if longest > RelativePositionAttention.queryBlock {
+                XCTAssertEqual(attention.storedProbabilityCount, 0, "none after a blocked evaluation pass")
+            }
+        }
+        // A long utterance alone, in evaluation mode only: scratch for a block of queries.
+        let registry = ParameterRegistry()
+        let attention = RelativePositionAttention(registry, "mhsa", channels: 16, heads: 2, attentionDropout: 0, outputDropout: 0)
+        let store = ParameterStore(registry)
+        store.initialize(seed: 4)
+        let context = RunContext(store: store)
+        context.mode = .evaluation
+        let t = 6000, segments = Segments(lengths: [t])
+        context.useSequentialUtteranceKeys(count: 1)
+        let output = attention.forward(GradientCheck.randomMatrix(rows: t, columns: 16, seed: 8), segments: segments, context)
+        XCTAssertTrue(output.array.allSatisfy(\.isFinite))
+        XCTAssertEqual(attention.storedProbabilityCount, 0)
+        XCTAssertLessThanOrEqual(attention.scratchFloats(participants: BLAS.threadCount),
+                                 BLAS.threadCount * 3 * (RelativePositionAttention.queryBlock + 1) * t,
+                                 "T × T would be \(3 * t * t) floats a participant")
+    }
+
     func testPositionalEncodingIsComputedInDouble() {
         let encoding = PositionalEncoding(channels: 512).rows(1200)
         // t = 1000, channel 2: sin(1000 / 10000^(2/512)) in Double, rounded once.

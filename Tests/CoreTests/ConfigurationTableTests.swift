@@ -77,4 +77,40 @@ final class ConfigurationTableTests: XCTestCase {
         noReconstruction.alpha = 0
         XCTAssertEqual(noReconstruction.incompatibilities(with: stored), ["reconstruction true vs false"])
     }
+
+    /// Fuzz: 2,000 stored configurations with one or two keys set to hostile JSON (wrong
+    /// types, NaN spelled as text, ±huge, negative, empty, nested). Each either decodes and
+    /// validates to a configuration whose sizes are all within the table's ranges — so a
+    /// model can be built from it without a huge allocation — or is a `ConfigurationError`
+    /// naming the key; never a trap.
+    func testHostileStoredConfigurationsAreErrorsNamingTheKey() throws {
+        let valid = try XCTUnwrap(try JSONSerialization.jsonObject(with: JSONEncoder().encode(VAVLConfiguration.tiny(audio: 8, video: 6, outputs: 3))) as? [String: Any])
+        let hostile: [Any] = [-1, 0, 1, 1e308, -1e308, 1e-320, Int64.max, Int64.min, 1 << 40, "x", "nan", "", NSNull(), [Any](), [String: Any](),
+                              true, [1, 2], ["a": 1], 0.5, 3.0000001, "acoustic,visual", ["acoustic", "acoustic"], [0.9, 2.0], 2_147_483_648]
+        var generator = SplitMix64(seed: 23)
+        let keys = VAVLConfiguration.fields.map(\.key)
+        var accepted = 0
+        for _ in 0..<2000 {
+            var object = valid
+            for _ in 0..<(1 + Int(generator.next() % 2)) {
+                object[keys[Int(generator.next() % UInt64(keys.count))]] = hostile[Int(generator.next() % UInt64(hostile.count))]
+            }
+            let data = try JSONSerialization.data(withJSONObject: object)
+            let decoder = JSONDecoder()
+            decoder.userInfo[VAVLConfiguration.sourceKey] = "fuzz"
+            do {
+                let configuration = try decoder.decode(VAVLConfiguration.self, from: data)
+                try configuration.validate(source: "fuzz")
+                XCTAssertTrue(configuration.problems().isEmpty)
+                XCTAssertLessThanOrEqual(configuration.dim, 16_384)
+                XCTAssertEqual(configuration.dim % configuration.heads, 0)
+                accepted += 1
+            } catch let error as ConfigurationError {
+                XCTAssertEqual(error.source, "fuzz")
+                XCTAssertNotNil(error.key, "\(error)")
+            }
+        }
+        XCTAssertGreaterThan(accepted, 0, "some hostile values are legal (e.g. 1 for a size)")
+        XCTAssertLessThan(accepted, 1500)
+    }
 }

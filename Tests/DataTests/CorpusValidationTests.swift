@@ -55,6 +55,27 @@ final class CorpusValidationTests: CorpusTestCase {
         try assertOpenFails(corpus, utterance: "u2", mentioning: "past the end")
     }
 
+    /// Offsets and an extent claiming two billion audio frames for u2 that the file does not
+    /// store (HDF5 would read them as zeros): refused at open, before anything is allocated.
+    func testFeaturesTheFileDoesNotHold() throws {
+        var corpus = RawCorpus()
+        corpus.audioOffsets = [0, 3, 5, 2_000_000_005]
+        corpus.audioRows = 5
+        corpus.audioPhantomRows = 2_000_000_000
+        try assertOpenFails(corpus, utterance: nil, mentioning: "chunks of the extent [2000000005, 4] are stored")
+    }
+
+    /// An utterance above the frame limit is refused naming it (`--max-frames` raises it).
+    func testUtteranceAboveTheFrameLimit() throws {
+        let saved = FrameLimit.maximum
+        defer { FrameLimit.maximum = saved }
+        FrameLimit.maximum = 2
+        try assertOpenFails(RawCorpus(), utterance: "u0", mentioning: "3 audio frames, above the limit of 2 per utterance")
+        FrameLimit.maximum = 3
+        try RawCorpus().write(path("fits.h5"))
+        XCTAssertEqual(try Corpus.open(path("fits.h5")).utteranceCount, 3)
+    }
+
     func testOffsetCountMismatch() throws {
         var corpus = RawCorpus()
         corpus.audioOffsets = [0, 3, 5]  // u2 has no end offset

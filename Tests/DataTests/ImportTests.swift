@@ -177,6 +177,14 @@ final class ImportTests: CorpusTestCase {
         }
     }
 
+    /// A feature file longer than the frame limit is refused naming it, before its data is read.
+    func testFeatureFileAboveTheFrameLimit() throws {
+        let saved = FrameLimit.maximum
+        defer { FrameLimit.maximum = saved }
+        FrameLimit.maximum = 5
+        assertImportFails(file: "\(audio)/1001_A.npy", utterance: "1001_A", mentioning: "6 audio frames, above the limit of 5")
+    }
+
     /// A FileName with a path in it would make the import read outside the feature folders.
     func testFileNameThatIsAPath() throws {
         try csv.replacingOccurrences(of: "1002_A.wav", with: "../../1002_A.wav").write(toFile: labels, atomically: true, encoding: .utf8)
@@ -214,8 +222,14 @@ final class ImportTests: CorpusTestCase {
 
     /// A shape whose byte count overflows 64 bits must not wrap around to the file's size
     /// (2⁶² rows × 5 columns × 4 bytes ≡ 0 mod 2⁶⁴; before the check it was imported as 0 frames).
+    /// A shape whose byte count overflows: above the frame limit first; with no limit, the
+    /// size check itself (checked arithmetic, not a wrapped size that matches the file).
     func testShapeLargerThanAnyFile() throws {
         try writeRawNpy("\(audio)/1001_A.npy", descr: "<f4", shape: "(4611686018427387904, 5)", payload: [])
+        assertImportFails(file: "\(audio)/1001_A.npy", utterance: "1001_A", mentioning: "4611686018427387904 audio frames, above the limit")
+        let saved = FrameLimit.maximum
+        defer { FrameLimit.maximum = saved }
+        FrameLimit.maximum = .max
         assertImportFails(file: "\(audio)/1001_A.npy", utterance: "1001_A", mentioning: "larger than any file")
         try writeRawNpy("\(audio)/1001_A.npy", descr: "<f8", shape: "(2305843009213693952, 5)", payload: [])
         assertImportFails(file: "\(audio)/1001_A.npy", utterance: "1001_A", mentioning: "larger than any file")

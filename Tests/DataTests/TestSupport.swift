@@ -75,6 +75,7 @@ struct RawCorpus {
     var fixedLengthStrings = false
     var featuresAsDouble = false
     var poison: (Modality, Int)? = nil  // a NaN at this value index
+    var audioPhantomRows = 0  // audio rows the extent claims but the file does not store
 
     func values(_ modality: Modality) -> [Float] {
         let rows = modality == .audio ? (audioRows ?? Int(audioOffsets.last!)) : (videoRows ?? Int(videoOffsets.last!))
@@ -110,8 +111,9 @@ struct RawCorpus {
             if featuresAsDouble {
                 try file.writeDataset("\(name)/features", values.map(Double.init), shape: [values.count / dimension, dimension])
             } else {
-                try file.writeDataset("\(name)/features", values, shape: [values.count / dimension, dimension],
-                                      layout: DatasetLayout(chunkRows: 2))
+                let features = try file.writeDataset("\(name)/features", values, shape: [values.count / dimension, dimension],
+                                                     layout: DatasetLayout(chunkRows: 2, extendible: true))
+                if modality == .audio, audioPhantomRows > 0 { try features.extendWithoutWritingForTesting(rows: audioPhantomRows) }
             }
         }
         if let audioDeclaredDimension { try file.openGroup("audio").setAttribute("dimension", value: audioDeclaredDimension) }

@@ -324,6 +324,26 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(bad.error.contains("metrics.jsonl, line") && bad.error.contains("not a JSON object"), bad.error)
     }
 
+    /// A 20,000-frame utterance (it crashed predict: attention memory grew with T²) is
+    /// predicted in memory linear in its length; above `--max-frames` it is an error naming it.
+    func testPredictOnALongUtteranceAndTheFrameLimit() throws {
+        let folder = Self.corpus.subfolder("long")
+        var generator = SplitMix64(seed: 3)
+        let frames = 20_000
+        try NumpyFile.write(folder + "/long.npy", rows: frames, columns: 12, values: (0..<(frames * 12)).map { _ in generator.normal() })
+        let result = try VAVLBinary.run(["predict", "--checkpoint", Self.checkpoint, "--audio", folder + "/long.npy",
+                                         "--output", folder + "/long.csv"])
+        XCTAssertEqual(result.status, 0, result.error)
+        let lines = try String(contentsOfFile: folder + "/long.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 2)
+        XCTAssertTrue(lines[1].hasPrefix("long,audio,"), String(lines[1]))
+        let limited = try VAVLBinary.run(["predict", "--checkpoint", Self.checkpoint, "--audio", folder + "/long.npy",
+                                          "--max-frames", "10000"])
+        XCTAssertNotEqual(limited.status, 0)
+        XCTAssertTrue(limited.error.contains("long.npy") && limited.error.contains("20000 audio frames, above the limit of 10000"),
+                      limited.error)
+    }
+
     func testBadInputsAreClearErrors() throws {
         // A corpus whose dims do not match the checkpoint, and a task mismatch.
         let other = try TinyCorpus(preset: .mspImprov, utterances: 60)

@@ -12,25 +12,31 @@ import Synchronization
 /// order by the caller), so results do not depend on which thread took which pair. With one
 /// thread, or a small batch, it is the plain loop in utterance, then head, order.
 final class AttentionWorkers: @unchecked Sendable {
-    /// Per-participant scratch: three T×T matrices and a row of dropout multipliers.
+    /// Per-participant scratch: three score matrices (T × T in training; a block of queries ×
+    /// T in evaluation) and a row of dropout multipliers.
     final class Scratch {
-        private(set) var capacity = 0
+        private(set) var capacity = 0, multiplierCapacity = 1
         private(set) var scores = UnsafeMutablePointer<Float>.allocate(capacity: 1)
         private(set) var positionScores = UnsafeMutablePointer<Float>.allocate(capacity: 1)
         private(set) var dropped = UnsafeMutablePointer<Float>.allocate(capacity: 1)
         /// One row of dropout multipliers.
         private(set) var multipliers = UnsafeMutablePointer<Float>.allocate(capacity: 1)
 
-        /// Room for T×T scores and a row of T multipliers, T = `longest`.
-        func reserve(longest: Int) {
-            let count = longest * longest
-            guard count > capacity else { return }
-            for pointer in [scores, positionScores, dropped, multipliers] { pointer.deallocate() }
-            capacity = count
-            scores = .allocate(capacity: count)
-            positionScores = .allocate(capacity: count)
-            dropped = .allocate(capacity: count)
-            multipliers = .allocate(capacity: longest)
+        /// Room for `rows` × T scores and a row of T multipliers, T = `longest`.
+        func reserve(rows: Int, longest: Int) {
+            let count = rows * longest
+            if count > capacity {
+                for pointer in [scores, positionScores, dropped] { pointer.deallocate() }
+                capacity = count
+                scores = .allocate(capacity: count)
+                positionScores = .allocate(capacity: count)
+                dropped = .allocate(capacity: count)
+            }
+            if longest > multiplierCapacity {
+                multipliers.deallocate()
+                multiplierCapacity = longest
+                multipliers = .allocate(capacity: longest)
+            }
         }
     }
 
@@ -38,17 +44,21 @@ final class AttentionWorkers: @unchecked Sendable {
     private var scratch: [Scratch] = []
     private let nextClaim = Atomic<Int>(0)
 
+    /// Score floats held by the first `participants` scratch sets (tests).
+    func scratchFloats(participants: Int) -> Int { scratch.prefix(participants).reduce(0) { $0 + 3 * $1.capacity } }
+
     /// Below this much attention work (Σ T² · H · D multiply-adds) one thread does it all.
     static let minimumParallelWork = 1 << 21
 
-    /// Calls `body(utterance, head, scratch)` once for every head of every non-empty utterance.
-    func run(_ segments: Segments, heads: Int, headDimension: Int, longest: Int,
+    /// Calls `body(utterance, head, scratch)` once for every head of every non-empty
+    /// utterance; each scratch holds `scoreRows` rows of `longest` scores.
+    func run(_ segments: Segments, heads: Int, headDimension: Int, scoreRows: Int, longest: Int,
                     _ body: (Int, Int, Scratch) -> Void) {
         let utterances = (0..<segments.count).filter { segments.length($0) > 0 }
         let work = utterances.reduce(0) { $0 + segments.length($1) * segments.length($1) } * heads * headDimension
         let participants = work >= Self.minimumParallelWork ? min(BLAS.threadCount, utterances.count * heads) : 1
         while scratch.count < participants { scratch.append(Scratch()) }
-        for index in 0..<participants { scratch[index].reserve(longest: longest) }
+        for index in 0..<participants { scratch[index].reserve(rows: scoreRows, longest: longest) }
         if participants == 1 {
             for utterance in utterances { for head in 0..<heads { body(utterance, head, scratch[0]) } }
             return

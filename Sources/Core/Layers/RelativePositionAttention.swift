@@ -35,6 +35,12 @@ public final class RelativePositionAttention: Layer {
     private let context = Matrix()
     private var probabilities: [Float] = []    // Σ_b H T_b², softmax output per utterance and head
     private var probabilityOffsets: [Int] = []  // (B + 1) start of utterance b's H T_b² block
+    /// Whether the last forward kept what the backward needs (training mode).
+    private var keptForBackward = false
+    /// Softmax outputs kept for the backward (tests: none after an evaluation pass).
+    var storedProbabilityCount: Int { keptForBackward ? probabilityOffsets.last ?? 0 : 0 }
+    /// Score scratch held by the first `participants` workers (tests).
+    func scratchFloats(participants: Int) -> Int { workers.scratchFloats(participants: participants) }
     /// Backward-only buffers shared by the model's attention modules (its workspace);
     /// dPositions is (T_max, C), the rest (N, C) (dPositionsByUtterance holds each
     /// utterance's position gradient in its own rows).
@@ -75,16 +81,32 @@ public final class RelativePositionAttention: Layer {
     /// (the Transformer-XL pad-and-reshape trick; DESIGN §2.3 gives the index formula).
     @inline(__always)
     static func addRelativeShift(_ target: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, length t: Int) {
-        for i in 0..<t {
-            let row = target + i * t
-            let same = s + i * t + (t - 1 - i)
+        addRelativeShift(target, s, rows: 0..<t, length: t)
+    }
+
+    /// The rows `rows` of relshift(S) added into `target` (row r of `target` is P's row
+    /// rows.lowerBound + r), from the rows of S starting at rows.lowerBound (row i of P reads S's
+    /// rows i and i + 1, so `s` holds rows.count + 1 rows, or rows.count when the block ends at T).
+    @inline(__always)
+    static func addRelativeShift(_ target: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, rows: Range<Int>, length t: Int) {
+        let first = rows.lowerBound
+        for i in rows {
+            let row = target + (i - first) * t
+            let same = s + (i - first) * t + (t - 1 - i)
             for j in 0...i { row[j] += same[j] }
             if i + 1 < t {
-                let next = s + (i + 1) * t - (i + 2)
+                let next = s + (i + 1 - first) * t - (i + 2)
                 for j in (i + 2)..<max(t, i + 2) { row[j] += next[j] }
             }
         }
     }
+
+    /// Query rows per block in an evaluation pass whose longest utterance is longer: no
+    /// backward follows inference, so its scores are formed a block of queries at a time and
+    /// nothing T² is kept — memory grows with T, not T² (a 20,000-frame utterance needs ~120 MB
+    /// of scratch instead of 3 GB a head). Shorter batches take the training path (which
+    /// keeps the weights, so a backward may follow, as the parity tests do in eval mode).
+    static let queryBlock = 512
 
     /// dS += relshiftᵀ(dP): the transposed scatter of ``addRelativeShift``.
     @inline(__always)
@@ -133,17 +155,28 @@ public final class RelativePositionAttention: Layer {
         projectedPositions.resize(rows: longest, columns: c)
         position.forward(projectedPositions.data, table.data, rows: longest, store)
 
+        self.context.resize(rows: n, columns: c)
+        let scale = 1 / Float(c).squareRoot()
+        if context.mode == .evaluation && longest > Self.queryBlock {
+            keptForBackward = false
+            precondition(!attentionDropout.isActive(context), "attention dropout is off in evaluation mode")
+            evaluateInBlocks(segments, store: store, longest: longest, scale: scale)
+            output.resize(rows: n, columns: c)
+            out.forward(output.data, self.context.data, rows: n, store, addingBias: false)
+            return outputDropout.finish(output, input: x, adding: out.biasPointer(store), residual: residual,
+                                        segments: segments, context)
+        }
+        keptForBackward = true
+
         // Per-utterance, per-head attention.
         probabilityOffsets = [0]
         for b in 0..<segments.count { probabilityOffsets.append(probabilityOffsets[b] + heads * segments.length(b) * segments.length(b)) }
         if probabilities.count < probabilityOffsets.last! { probabilities = [Float](repeating: 0, count: probabilityOffsets.last!) }
-        self.context.resize(rows: n, columns: c)
-        let scale = 1 / Float(c).squareRoot()
         let dropoutActive = attentionDropout.isActive(context)
         let offsets = probabilityOffsets
         probabilities.withUnsafeMutableBufferPointer { allProbabilities in
             let probabilityBase = allProbabilities.baseAddress!
-            workers.run(segments, heads: heads, headDimension: d, longest: longest) { b, h, scratch in
+            workers.run(segments, heads: heads, headDimension: d, scoreRows: longest, longest: longest) { b, h, scratch in
                 let sc = scratch.scores, ps = scratch.positionScores, dr = scratch.dropped, mask = scratch.multipliers
                 let start = segments.start(b), t = segments.length(b)
                 let column = h * d
@@ -170,6 +203,30 @@ public final class RelativePositionAttention: Layer {
                                     segments: segments, context)
     }
 
+    /// The attention of an evaluation pass, a block of ``queryBlock`` queries at a time: per
+    /// block, C and S for those rows (S one row more: relshift reads the next row), P added,
+    /// softmax, and the block's context rows. No probabilities are kept.
+    private func evaluateInBlocks(_ segments: Segments, store: ParameterStore, longest: Int, scale: Float) {
+        let c = channels, d = headDimension, block = Self.queryBlock
+        workers.run(segments, heads: heads, headDimension: d, scoreRows: min(longest, block + 1), longest: longest) { b, h, scratch in
+            let sc = scratch.scores, ps = scratch.positionScores, probabilities = scratch.dropped
+            let start = segments.start(b), t = segments.length(b), column = h * d
+            var first = 0
+            while first < t {
+                let end = min(first + block, t), rows = end - first, positionRows = min(end + 1, t) - first
+                store.multiply(transposeB: .transposed, m: rows, n: t, k: d, a: qu.row(start + first) + column, lda: c,
+                               b: .matrix(k.row(start) + column), ldb: c, c: sc, ldc: t)
+                store.multiply(transposeB: .transposed, m: positionRows, n: t, k: d, a: qv.row(start + first) + column, lda: c,
+                               b: .matrix(projectedPositions.data + column), ldb: c, c: ps, ldc: t)
+                Self.addRelativeShift(sc, ps, rows: first..<end, length: t)
+                softmaxRows(probabilities, sc, rows: rows, columns: t, scale: scale)
+                store.multiply(m: rows, n: d, k: t, a: probabilities, lda: t, b: .matrix(v.row(start) + column), ldb: c,
+                               c: self.context.row(start + first) + column, ldc: c)
+                first = end
+            }
+        }
+    }
+
     /// y = softmax(scale · x) per row.
     @inline(__always)
     private func softmaxRows(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, columns: Int, scale: Float) {
@@ -189,6 +246,7 @@ public final class RelativePositionAttention: Layer {
 
     /// Everything but the LayerNorm: dL/d(normalized input).
     private func backwardToNormalized(_ dy: Matrix, _ context: RunContext) -> Matrix {
+        precondition(keptForBackward, "attention backward after an evaluation-mode forward (which keeps nothing for it)")
         let store = context.store, n = dy.rows, c = channels, d = headDimension
         let segments = self.segments
         let (dOutput, dQu, dQv, dK, dV, dContext, dPositions, dPositionsByUtterance, dNormalized, _) = shared
@@ -207,7 +265,7 @@ public final class RelativePositionAttention: Layer {
         let offsets = probabilityOffsets
         probabilities.withUnsafeMutableBufferPointer { allProbabilities in
             let probabilityBase = allProbabilities.baseAddress!
-            workers.run(segments, heads: heads, headDimension: d, longest: longest) { b, h, scratch in
+            workers.run(segments, heads: heads, headDimension: d, scoreRows: longest, longest: longest) { b, h, scratch in
                 let dA = scratch.scores, dS = scratch.positionScores, dropped = scratch.dropped
                 let mask = scratch.multipliers
                 let start = segments.start(b), t = segments.length(b)

@@ -46,6 +46,53 @@ public final class HDF5Dataset: HDF5Object {
         return (H5Tget_class(type), H5Tget_size(type))
     }
 
+    /// Checks that the file really stores what the dataset's extent promises, before anything
+    /// is read or allocated from it. HDF5 reads storage that was never written (an unallocated
+    /// contiguous dataset, a missing chunk) as the fill value — zeros — without an error, so
+    /// a damaged or forged file whose extent claims 2·10⁹ frames would read as plausible
+    /// zeros, or send a reader allocating for them. Contiguous data must be allocated whole
+    /// and lie inside the file; chunked data must have every chunk its extent needs; and no
+    /// dataset may occupy more bytes than the file has (`fileSize`).
+    public func checkStorage(fileSize: Int) throws {
+        let count = elementCount
+        guard count > 0 else { return }
+        let stored = Int(H5Dget_storage_size(id))
+        guard stored <= fileSize else {
+            throw error("the dataset claims \(stored) bytes of storage, more than the file's \(fileSize)")
+        }
+        let properties = H5Dget_create_plist(id)
+        defer { H5Pclose(properties) }
+        switch H5Pget_layout(properties) {
+        case H5D_CONTIGUOUS:
+            let (bytes, overflow) = count.multipliedReportingOverflow(by: storedType.size)
+            let offset = H5Dget_offset(id)
+            guard !overflow, stored == bytes, bytes <= fileSize, offset != haddr_t.max, offset <= haddr_t(fileSize - bytes) else {
+                throw error("the file does not hold the dataset's \(shape) values (\(stored) bytes stored, the extent needs \(overflow ? "more than 2⁶³" : String(bytes)))")
+            }
+        case H5D_CHUNKED:
+            let dims = shape
+            var chunk = [hsize_t](repeating: 0, count: dims.count)
+            guard H5Pget_chunk(properties, Int32(dims.count), &chunk) == Int32(dims.count), chunk.allSatisfy({ $0 > 0 }) else {
+                throw error("unreadable chunk layout")
+            }
+            var needed = 1
+            for (extent, size) in zip(dims, chunk) {
+                let (product, overflow) = needed.multipliedReportingOverflow(by: (extent + Int(size) - 1) / Int(size))
+                guard !overflow else { throw error("the extent \(dims) needs more chunks than any file holds") }
+                needed = product
+            }
+            var allocated: hsize_t = 0
+            let space = H5Dget_space(id)
+            defer { H5Sclose(space) }
+            guard H5Dget_num_chunks(id, space, &allocated) >= 0 else { throw error("cannot count the stored chunks") }
+            guard Int(allocated) == needed else {
+                throw error("\(allocated) of the \(needed) chunks of the extent \(dims) are stored: the file is damaged or truncated (the rest would read as zeros)")
+            }
+        default:
+            break  // compact: the data lives in the object header, which HDF5 has read already
+        }
+    }
+
     private func requireClass(_ expected: H5T_class_t, _ expectedName: String) throws {
         let stored = storedType.typeClass
         guard stored == expected else {
@@ -87,6 +134,14 @@ public final class HDF5Dataset: HDF5Object {
 
     public func append<T: HDF5Scalar>(_ values: [T]) throws {
         try values.withUnsafeBufferPointer { try append($0) }
+    }
+
+    /// Tests: grows the first dimension by `rows` without writing them (storage the file does
+    /// not hold, as a damaged or forged file would claim).
+    public func extendWithoutWritingForTesting(rows: Int) throws {
+        var newShape = shape.map { hsize_t($0) }
+        newShape[0] += hsize_t(rows)
+        _ = try check(H5Dset_extent(id, &newShape), file: fileName, object: path, "cannot extend the dataset")
     }
 
     /// Overwrites rows `rows` of an existing dataset (`values.count == rows.count × columns`).

@@ -117,6 +117,7 @@ struct ImportCorpusCommand: ParsableCommand {
     @Option(help: "The label CSV.") var labels: String
     @Option(help: "Folder of audio .npy/.npz files.") var audio: String
     @Option(help: "Folder of video .npy/.npz files.") var video: String
+    @OptionGroup var frameLimit: FrameLimitOption
     @Option(help: "categorical, dimensional or sentiment.") var task: PredictionTask
     @Option(help: "The corpus file to write (atomically).") var output: String
     @Option(help: "Label columns a,b,c in order (default: all but FileName, SpkrID, Gender, Split_Set).") var labelColumns: String?
@@ -128,6 +129,7 @@ struct ImportCorpusCommand: ParsableCommand {
     @Flag(help: "Print the report as JSON.") var json = false
 
     func run() throws {
+        try frameLimit.apply()
         var options = ImportOptions(labelFile: labels, audioDirectory: audio, videoDirectory: video, task: task, output: output)
         options.labelColumns = labelColumns.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         if let labelRange {
@@ -164,8 +166,10 @@ struct InspectCorpusCommand: ParsableCommand {
 
     @Argument(help: "The corpus file.") var file: String
     @Flag(help: "Print JSON instead of tables.") var json = false
+    @OptionGroup var frameLimit: FrameLimitOption
 
     func run() throws {
+        try frameLimit.apply()
         try reportingErrors {
             let summary = CorpusSummary(try Corpus.open(file))
             print(json ? try encodeJSON(summary) : summary.text)
@@ -182,7 +186,10 @@ struct ValidateCorpusCommand: ParsableCommand {
 
     @Argument(help: "The corpus file.") var file: String
 
+    @OptionGroup var frameLimit: FrameLimitOption
+
     func run() throws {
+        try frameLimit.apply()
         let progress = ProgressPrinter("validate")
         let report = validateCorpus(file) { progress($0, $1) }
         if report.isValid {

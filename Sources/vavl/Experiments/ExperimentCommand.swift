@@ -48,6 +48,7 @@ struct RobustnessCommand: ParsableCommand {
 
     @OptionGroup var checkpoint: CheckpointOption
     @OptionGroup var precision: PrecisionOption
+    @OptionGroup var frameLimit: FrameLimitOption
     @Option(help: "The corpus to score.") var corpus: String
     @Option(help: "train, dev or test.") var split: Split = .test
     @Option(help: "The modality whose frames are masked: audio or video.") var modality: VAVLData.Modality
@@ -76,6 +77,7 @@ struct RobustnessCommand: ParsableCommand {
         let world = Communicator.world
         let say = rankZeroPrinter(world)
         world.abortOnError {
+            try frameLimit.apply()
             let levels = try self.levels
             let trained = try TrainedModel(checkpoint: checkpoint.resolved(announce: Communicator.world.rank == 0), precision: precision.value)
             let corpusFile = try Corpus.open(corpus)
@@ -112,6 +114,7 @@ struct EmbeddingCommand: ParsableCommand {
 
     @OptionGroup var checkpoint: CheckpointOption
     @OptionGroup var precision: PrecisionOption
+    @OptionGroup var frameLimit: FrameLimitOption
     @Option(help: "The corpus to analyse.") var corpus: String
     @Option(help: "train, dev or test.") var split: Split = .test
     @Option(help: "A partition file (authors' CSV layout) reassigning the corpus's splits.") var partition: String?
@@ -120,6 +123,7 @@ struct EmbeddingCommand: ParsableCommand {
     func run() throws {
         let world = Communicator.world
         world.abortOnError {
+            try frameLimit.apply()
             let trained = try TrainedModel(checkpoint: checkpoint.resolved(announce: Communicator.world.rank == 0), precision: precision.value)
             let corpusFile = try Corpus.open(corpus)
             let splits = try partition.map { try SplitAssignment(partitionFile: $0, corpus: corpusFile) }
