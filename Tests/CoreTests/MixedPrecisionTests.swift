@@ -17,6 +17,50 @@ import XCTest
 final class MixedPrecisionTests: XCTestCase {
     private let u = 0x1p-8
 
+    /// The operands rounded by the passes that produce them (LayerNorm row by row, Swish a
+    /// piece at a time, the feed-forward's hidden row by row) are bit for bit the separate
+    /// rounding pass of the same values; fp32 rounds nothing.
+    func testFusedRoundingEqualsASeparatePass() {
+        func values(_ operand: RoundedOperand?) -> [UInt32] {
+            guard let operand else { return [] }
+            let count = operand.rows * operand.columns
+            if let floats = operand.floats { return (0..<count).map { floats[$0].bitPattern } }
+            return (0..<count).map { UInt32(operand.bits![$0]) }
+        }
+        let registry = ParameterRegistry()
+        let norm = LayerNorm(registry, "norm", channels: 37)
+        let swish = Swish()
+        let store = ParameterStore(registry)
+        store.initialize(seed: 3)
+        GradientCheck.perturbParameters(store, seed: 4)
+        let context = RunContext(store: store)
+        for precision in [Precision.bf16, .fp32] {
+            store.precision = precision
+            for rows in [1, 9, 333] {
+                let x = GradientCheck.randomMatrix(rows: rows, columns: 37, seed: UInt64(rows))
+                let normalized = norm.forward(x, context, roundingOutput: true)
+                let separate = store.roundedOperand(normalized.data, rows: rows, columns: 37, stride: 37)
+                XCTAssertEqual(values(norm.roundedOutput), values(separate), "LayerNorm, \(rows) rows, \(precision)")
+                XCTAssertEqual(norm.roundedOutput == nil, precision == .fp32)
+                let activated = swish.forward(x, context, roundingOutput: true)
+                XCTAssertEqual(values(swish.roundedOutput), values(store.roundedOperand(activated.data, rows: rows, columns: 37, stride: 37)),
+                               "Swish, \(rows) rows, \(precision)")
+            }
+        }
+        // The feed-forward module's hidden activations (bias, Swish and dropout fused, then rounded).
+        let ffRegistry = ParameterRegistry()
+        let module = FeedForward(ffRegistry, "ff", channels: 16, expansion: 4, dropout: 0.2)
+        let ffStore = ParameterStore(ffRegistry)
+        ffStore.initialize(seed: 5)
+        ffStore.precision = .bf16
+        let ffContext = RunContext(store: ffStore)
+        let segments = Segments(lengths: [5, 11])
+        ffContext.useSequentialUtteranceKeys(count: 2)
+        _ = module.forward(GradientCheck.randomMatrix(rows: 16, columns: 16, seed: 6), segments: segments, ffContext)
+        let hidden = module.hiddenForTesting
+        XCTAssertEqual(values(module.roundedHiddenForTesting), values(ffStore.roundedOperand(hidden.data, rows: 16, columns: 64, stride: 64)))
+    }
+
     func testLinearForwardAndBackwardStayWithinTheRoundingBound() {
         let registry = ParameterRegistry()
         let linear = Linear(registry, "linear", inputs: 300, outputs: 70, initialization: .xavier)

@@ -13,10 +13,32 @@ public final class Swish: FrameLayer {
     public var inputGradient: Matrix { sharedInputGradient }
     private var input: Matrix?
 
-    public func forward(_ x: Matrix, _ context: RunContext) -> Matrix {
+    public func forward(_ x: Matrix, _ context: RunContext) -> Matrix { forward(x, context, roundingOutput: false) }
+
+    /// The output rounded to bf16 by the last forward that was asked for it (bf16 only).
+    public private(set) var roundedOutput: RoundedOperand?
+
+    /// With `roundingOutput`, in bf16 the output is also rounded, a cache-sized piece at a
+    /// time right after it is computed, into ``roundedOutput``.
+    public func forward(_ x: Matrix, _ context: RunContext, roundingOutput: Bool) -> Matrix {
         input = x
         output.resize(rows: x.rows, columns: x.columns)
-        Elementwise.swishForward(output.data, x.data, count: x.count)
+        let rounded = roundingOutput ? context.store.operandToFill(rows: x.rows, columns: x.columns) : nil
+        roundedOutput = rounded
+        guard let rounded else {
+            Elementwise.swishForward(output.data, x.data, count: x.count)
+            return output
+        }
+        let y = output.data, source = x.data, piece = 4096
+        Parallel.chunks(x.count) { range in
+            var start = range.lowerBound
+            while start < range.upperBound {
+                let end = min(start + piece, range.upperBound)
+                for i in start..<end { y[i] = FastMath.swish(source[i]) }
+                rounded.fill(y + start, at: start, count: end - start)
+                start = end
+            }
+        }
         return output
     }
 

@@ -46,16 +46,16 @@ public final class ConvolutionModule: Layer {
     public func forward(_ x: Matrix, segments: Segments, _ context: RunContext, residual: ResidualSum?) -> Matrix {
         let store = context.store, n = x.rows, c = x.columns
         self.segments = segments
-        let normalized = norm.forward(x, context)
+        let normalized = norm.forward(x, context, roundingOutput: true)
         expanded.resize(rows: n, columns: 2 * c)
-        roundedInputs.normalized = store.roundedOperand(normalized.data, rows: n, columns: c, stride: c)
+        roundedInputs.normalized = norm.roundedOutput
         pointwise1.forward(expanded.data, normalized.data, rows: n, store, roundedInput: roundedInputs.normalized)
         let gated = glu.forward(expanded, context)
         let convolved = depthwise.forward(gated, segments: segments, context)
         let batchNormalized = batchNorm.forward(convolved, context)
-        let activated = swish.forward(batchNormalized, context)
+        let activated = swish.forward(batchNormalized, context, roundingOutput: true)
         output.resize(rows: n, columns: c)
-        roundedInputs.activated = store.roundedOperand(activated.data, rows: n, columns: c, stride: c)
+        roundedInputs.activated = swish.roundedOutput
         pointwise2.forward(output.data, activated.data, rows: n, store, addingBias: false, roundedInput: roundedInputs.activated)
         return dropout.finish(output, input: x, adding: pointwise2.biasPointer(store), residual: residual,
                               segments: segments, context)

@@ -42,15 +42,17 @@ public final class FeedForward: Layer {
     public func forward(_ x: Matrix, segments: Segments, _ context: RunContext, residual: ResidualSum?) -> Matrix {
         let store = context.store, n = x.rows
         self.segments = segments
-        let normalized = norm.forward(x, context)
+        let normalized = norm.forward(x, context, roundingOutput: true)
         preActivation.resize(rows: n, columns: linear1.outputs)
-        roundedInputs.normalized = store.roundedOperand(normalized.data, rows: n, columns: linear1.inputs, stride: linear1.inputs)
+        roundedInputs.normalized = norm.roundedOutput
         linear1.forward(preActivation.data, normalized.data, rows: n, store, addingBias: false,
                         roundedInput: roundedInputs.normalized)
         hidden.resize(rows: n, columns: linear1.outputs)
         // linear1's bias, Swish and the hidden dropout in one pass over the (N, E·C) activations.
         let width = hidden.columns, pre = preActivation.data, activated = hidden.data
         let bias = linear1.biasPointer(store)
+        // In bf16 each row is rounded right after it is written, for linear2 and its backward.
+        let roundedHidden = store.operandToFill(rows: n, columns: width)
         // The bias is added on the fly (here and in the backward) rather than stored back
         // into the pre-activations: one write of (N, E·C) less.
         hiddenDropout.forEachRow(columns: width, segments: segments, context) { row, multipliers in
@@ -61,13 +63,18 @@ public final class FeedForward: Layer {
             case let (nil, m?): for i in 0..<width { y[i] = FastMath.swish(x[i]) * m[i] }
             case (nil, nil): for i in 0..<width { y[i] = FastMath.swish(x[i]) }
             }
+            roundedHidden?.fill(y, at: row * width, count: width)
         }
         output.resize(rows: n, columns: linear2.outputs)
-        roundedInputs.hidden = store.roundedOperand(hidden.data, rows: n, columns: width, stride: width)
+        roundedInputs.hidden = roundedHidden
         linear2.forward(output.data, hidden.data, rows: n, store, addingBias: false, roundedInput: roundedInputs.hidden)
         return outputDropout.finish(output, input: x, adding: linear2.biasPointer(store), residual: residual,
                                     segments: segments, context)
     }
+
+    /// Tests: the hidden activations of the last forward, and their bf16 rounding.
+    var hiddenForTesting: Matrix { hidden }
+    var roundedHiddenForTesting: RoundedOperand? { roundedInputs.hidden }
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
         norm.backward(backwardToNormalized(dy, context, scale: 1), context)

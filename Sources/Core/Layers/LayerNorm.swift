@@ -23,9 +23,18 @@ public final class LayerNorm: FrameLayer {
         }
     }
 
-    public func forward(_ x: Matrix, _ context: RunContext) -> Matrix {
+    public func forward(_ x: Matrix, _ context: RunContext) -> Matrix { forward(x, context, roundingOutput: false) }
+
+    /// The output rounded to bf16 by the last forward that was asked for it (bf16 only).
+    public private(set) var roundedOutput: RoundedOperand?
+
+    /// With `roundingOutput`, in bf16 each row is also rounded as it is written, into
+    /// ``roundedOutput`` (the operand of the products that follow): no separate pass.
+    public func forward(_ x: Matrix, _ context: RunContext, roundingOutput: Bool) -> Matrix {
         input = x
         let store = context.store
+        let rounded = roundingOutput ? store.operandToFill(rows: x.rows, columns: channels) : nil
+        roundedOutput = rounded
         let rows = x.rows, c = channels
         output.resize(rows: rows, columns: c)
         if mean.count < rows {
@@ -44,6 +53,7 @@ public final class LayerNorm: FrameLayer {
                     meanBuffer[row] = mu
                     stdBuffer[row] = rstd
                     for i in 0..<c { yRow[i] = (xRow[i] - mu) * rstd * gamma[i] + beta[i] }
+                    rounded?.fill(yRow, at: row * c, count: c)
                 }
               }
             }

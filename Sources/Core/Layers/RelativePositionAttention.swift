@@ -131,10 +131,10 @@ public final class RelativePositionAttention: Layer {
     public func forward(_ x: Matrix, segments: Segments, _ context: RunContext, residual: ResidualSum?) -> Matrix {
         let store = context.store, n = x.rows, c = channels, d = headDimension
         self.segments = segments
-        let normalized = norm.forward(x, context)
-        // In bf16 the normalised input is rounded once for the three projections and their
-        // weight gradients.
-        roundedNormalized = store.roundedOperand(normalized.data, rows: n, columns: c, stride: c)
+        // In bf16 the normalised input is rounded once, by the LayerNorm as it writes it, for
+        // the three projections and their weight gradients.
+        let normalized = norm.forward(x, context, roundingOutput: true)
+        roundedNormalized = norm.roundedOutput
         for (layer, target) in [(query, q), (key, k), (value, v)] {
             target.resize(rows: n, columns: c)
             layer.forward(target.data, normalized.data, rows: n, store, roundedInput: roundedNormalized)

@@ -20,19 +20,34 @@ public final class RoundedOperand {
     let bits: UnsafeMutablePointer<UInt16>?
     let floats: UnsafeMutablePointer<Float>?
 
-    /// Scratch from malloc, not FloatBuffer: a fresh huge-page buffer per product would fault
-    /// its pages in every time.
-    init(_ source: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int) {
+    /// Room for `rows` × `columns` rounded values (row-major), for the pass that produces the
+    /// operand to fill as it writes it (``fill(_:at:count:)``): the rounding then costs no
+    /// pass of its own over memory. Scratch from malloc, not FloatBuffer: a fresh huge-page
+    /// buffer per product would fault its pages in every time.
+    init(rows: Int, columns: Int) {
         self.rows = rows
         self.columns = columns
         if MatrixEngine.path == .emulated {
-            let floats = UnsafeMutablePointer<Float>.allocate(capacity: max(rows * columns, 1))
-            ParameterStore.pack(source, stride, rows: rows, columns: columns) { BFloat16.round($0, intoFloats: floats + $1, count: $2) }
-            (self.floats, bits) = (floats, nil)
+            (floats, bits) = (.allocate(capacity: max(rows * columns, 1)), nil)
         } else {
-            let bits = UnsafeMutablePointer<UInt16>.allocate(capacity: max(rows * columns, 1))
-            ParameterStore.pack(source, stride, rows: rows, columns: columns) { BFloat16.round($0, into: bits + $1, count: $2) }
-            (self.bits, floats) = (bits, nil)
+            (bits, floats) = (.allocate(capacity: max(rows * columns, 1)), nil)
+        }
+    }
+
+    /// `source` (rows × columns as stored, row stride `stride`) rounded in a pass of its own.
+    convenience init(_ source: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int) {
+        self.init(rows: rows, columns: columns)
+        ParameterStore.pack(source, stride, rows: rows, columns: columns) { self.fill($0, at: $1, count: $2) }
+    }
+
+    /// Rounds `count` values from `source` into elements `offset ..< offset + count` (nearest
+    /// even, as every bf16 operand).
+    @inline(__always)
+    public func fill(_ source: UnsafePointer<Float>, at offset: Int, count: Int) {
+        if let floats {
+            BFloat16.round(source, intoFloats: floats + offset, count: count)
+        } else {
+            BFloat16.round(source, into: bits! + offset, count: count)
         }
     }
 
@@ -47,6 +62,12 @@ extension ParameterStore {
     /// products, or nil in fp32 (where operands are used as they are).
     public func roundedOperand(_ source: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int) -> RoundedOperand? {
         precision == .bf16 ? RoundedOperand(source, rows: rows, columns: columns, stride: stride) : nil
+    }
+
+    /// An operand for the pass that produces it to round as it writes each row
+    /// (``RoundedOperand/fill(_:at:count:)``), or nil in fp32.
+    public func operandToFill(rows: Int, columns: Int) -> RoundedOperand? {
+        precision == .bf16 ? RoundedOperand(rows: rows, columns: columns) : nil
     }
 
     /// `C ← op(A) · op(B) + β C` (β ∈ {0, 1}) in the store's ``precision``: every matrix
