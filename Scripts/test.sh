@@ -88,4 +88,9 @@ slurm_stop
 echo "== experiments: the robustness sweep has the paper's shape; experiments agree on 1 and 2 ranks (release build)"
 Scripts/experiments-check.sh
 
+# Hostile and careless input against the release binary, as users run it (its numeric core
+# is built without bounds checks): the command-line tests again, with that binary.
+echo "== command-line tests against the release binary"
+VAVL_TEST_BINARY="$(swift build -c release --show-bin-path)/vavl" swift test --skip-build --filter "TrainingTests.CommandLineTests"
+
 echo "== all tests passed"

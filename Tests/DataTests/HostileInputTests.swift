@@ -90,4 +90,44 @@ final class HostileInputTests: CorpusTestCase {
         }
         XCTAssertGreaterThan(rejected, 150, "\(opened) opened")
     }
+
+    /// Label CSVs: 400 files of hostile fields (quotes, separators, line breaks, NUL, huge
+    /// and non-finite numbers, path-like and empty names, BOMs, missing or extra columns).
+    /// Each imports or fails with an error naming the CSV (or a feature file), and a failed
+    /// import leaves no output behind.
+    func testHostileLabelCSVs() throws {
+        let audio = path("audio"), video = path("video"), out = path("out")
+        for folder in [audio, video, out] { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        for id in ["a", "b", "c"] {
+            try NumpyFile.write("\(audio)/\(id).npy", rows: 3, columns: 4, values: [Float](repeating: 0.5, count: 12))
+            try NumpyFile.write("\(video)/\(id).npy", rows: 2, columns: 3, values: [Float](repeating: 0.25, count: 6))
+        }
+        var generator = SplitMix64(seed: 24)
+        func pick<T>(_ values: [T]) -> T { values[Int(generator.next() % UInt64(values.count))] }
+        let names = ["a.wav", "b.wav", "c.wav", "a", "../a.wav", "/etc/passwd", "", "\"a.wav\"", "a.wav,b.wav", "a\u{0}.wav", "\u{FEFF}a.wav", "b.wav\r"]
+        let numbers = ["0.5", "1", "0", "-1", "nan", "NaN", "inf", "-inf", "1e400", "", "x", "\"0.5\"", "0x10", " 0.5 ", "1,5"]
+        let splits = ["Train", "Development", "Test", "train", "", "Validation", "\"Test\""]
+        var failures = 0
+        for trial in 0..<400 {
+            var lines = [pick(["FileName,angry,sad,SpkrID,Gender,Split_Set", "FileName,angry,sad,SpkrID,Gender,Split_Set,Extra",
+                               "angry,sad,SpkrID,Gender,Split_Set", "\u{FEFF}FileName,angry,sad,SpkrID,Gender,Split_Set", "FileName"])]
+            for _ in 0..<(1 + Int(generator.next() % 4)) {
+                lines.append([pick(names), pick(numbers), pick(numbers), pick(["1", "", "\"s,1\""]), pick(["Male", "Female", ""]), pick(splits)]
+                    .joined(separator: pick([",", ",", ",", ";", "\t"])))
+            }
+            let csv = path("labels-\(trial).csv")
+            try (lines.joined(separator: pick(["\n", "\r\n", "\n\n"])) + pick(["\n", "", "\"\n"])).write(toFile: csv, atomically: true, encoding: .utf8)
+            let output = "\(out)/corpus-\(trial).h5"
+            do {
+                _ = try importCorpus(ImportOptions(labelFile: csv, audioDirectory: audio, videoDirectory: video, task: .categorical, output: output))
+                _ = try Corpus.open(output)
+            } catch let error as CorpusError {
+                XCTAssertTrue(error.file == csv || error.file.hasPrefix(audio) || error.file.hasPrefix(video) || error.file == output, "\(error)")
+                XCTAssertFalse(FileManager.default.fileExists(atPath: output), "a failed import left \(output)")
+                failures += 1
+            }
+        }
+        XCTAssertGreaterThan(failures, 300)
+        XCTAssertEqual(contents(out).filter { $0.hasPrefix(".") }, [], "temporary files left behind")
+    }
 }

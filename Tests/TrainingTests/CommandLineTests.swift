@@ -344,6 +344,27 @@ final class CommandLineTests: XCTestCase {
                       limited.error)
     }
 
+    /// Fuzz: 80 runs of `vavl summary` (which builds the model the flags describe) with
+    /// hostile values for one or two model flags. Each either prints the counts or ends
+    /// with a usage error (exit 64) or one line naming the flag or key (exit 1) — never a
+    /// crash or an attempt to allocate a model far beyond the table's limits.
+    func testHostileFlagValues() throws {
+        var generator = SplitMix64(seed: 25)
+        func pick<T>(_ values: [T]) -> T { values[Int(generator.next() % UInt64(values.count))] }
+        let flags = ["--dim", "--heads", "--blocks", "--conv-kernel", "--proj-kernel", "--proj-dim", "--alpha", "--audio-dimension", "--outputs"]
+        let values = ["-1", "0", "1", "2", "7", "1e400", "nan", "inf", "99999999999999999999", "abc", "", "3,3", "1,2,3", "0,0,0",
+                      "-1,2,3", "1000000,1,1", "2147483648", "16384", "16385", "-0", "0.5", "1,2,3,4"]
+        for _ in 0..<80 {
+            var arguments = ["summary", "--model", "tiny"]
+            for _ in 0..<(1 + Int(generator.next() % 2)) { arguments += [pick(flags), pick(values)] }
+            let result = try VAVLBinary.run(arguments)
+            XCTAssertTrue([0, 1, 64].contains(result.status), "\(arguments): status \(result.status)\n\(result.error)")
+            if result.status == 1 {
+                XCTAssertTrue(result.error.contains("'") || result.error.contains("--"), "\(arguments): \(result.error)")
+            }
+        }
+    }
+
     func testBadInputsAreClearErrors() throws {
         // A corpus whose dims do not match the checkpoint, and a task mismatch.
         let other = try TinyCorpus(preset: .mspImprov, utterances: 60)

@@ -55,8 +55,11 @@ final class TinyCorpus {
 /// The `vavl` binary next to the test bundle, run as a subprocess.
 enum VAVLBinary {
     static var url: URL {
+        // VAVL_TEST_BINARY: the binary under test (Scripts/test.sh runs the command-line tests
+        // again against the release build, where the numeric core is unchecked).
+        if let binary = ProcessInfo.processInfo.environment["VAVL_TEST_BINARY"] { return URL(fileURLWithPath: binary) }
         // The test bundle (an executable on Linux) sits next to the package's products.
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vavl")
+        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vavl")
     }
 
     /// Runs `vavl arguments…`; returns (exit status, standard output, standard error).
