@@ -104,6 +104,19 @@ slurm_test_launchers() {
   done
 }
 
+# slurm_submit_and_freeze NAME LAUNCHER RUN: submits the job, waits until it has run 3
+# iterations and freezes its ranks there (SIGSTOP), so that what the test does next lands
+# mid-epoch however fast the steps are; $slurm_job and $slurm_frozen_at (the iteration) say where.
+slurm_submit_and_freeze() {
+  local name=$1 launcher=$2 run=$3
+  slurm_submit "$name" "$launcher" "$run"
+  slurm_wait_until "$name" "$slurm_job" 60 slurm_at_least "$run" 3 || slurm_fail "$name" "job $slurm_job did not reach iteration 3" "$slurm_job_log"
+  slurm_freeze "$slurm_job"
+  slurm_frozen_at=$(slurm_iterations "$run")
+  [ "$slurm_frozen_at" -lt $(( slurm_iterations_total - 2 )) ] \
+    || slurm_fail "$name" "the steps outran the test: frozen at iteration $slurm_frozen_at" "$slurm_job_log"
+}
+
 # USR1 as Slurm sends it before a time limit (--signal=B:USR1@600; here scancel --batch
 # --signal=USR1) mid-epoch: the script forwards it to the launcher, every rank stops after the same
 # iteration (exit 85), the job requeues itself, resumes from checkpoint-last.h5 and ends with the
@@ -115,11 +128,7 @@ slurm_test_requeue() {
     local name="USR1 before the time limit, LAUNCHER=$launcher" run="$slurm_work/requeue-$launcher" job at stopped same
     slurm_ready "$name" || continue
     slurm_timer
-    slurm_submit "$name" "$launcher" "$run"; job=$slurm_job
-    slurm_wait_until "$name" "$job" 60 slurm_at_least "$run" 3 || slurm_fail "$name" "job $job did not reach iteration 3" "$slurm_job_log"
-    slurm_freeze "$job"
-    at=$(slurm_iterations "$run")
-    [ "$at" -lt $(( slurm_iterations_total - 2 )) ] || slurm_fail "$name" "the steps outran the test: frozen at iteration $at" "$slurm_job_log"
+    slurm_submit_and_freeze "$name" "$launcher" "$run"; job=$slurm_job; at=$slurm_frozen_at
     scancel --batch --signal=USR1 "$job" || slurm_fail "$name" "scancel --batch --signal=USR1 $job failed"
     slurm_wait_until "$name" "$job" 20 grep -q "^slurm-train: USR1" "$slurm_job_log" || slurm_fail "$name" "the batch script did not trap USR1" "$slurm_job_log"
     sleep 0.5   # the launcher forwards it to the (still frozen) ranks
@@ -173,11 +182,7 @@ slurm_test_failing_rank() {
     local name="rank 1 killed, LAUNCHER=$launcher" run="$slurm_work/killed-$launcher" job rank1 at
     slurm_ready "$name" || continue
     slurm_timer
-    slurm_submit "$name" "$launcher" "$run"; job=$slurm_job
-    slurm_wait_until "$name" "$job" 60 slurm_at_least "$run" 3 || slurm_fail "$name" "job $job did not reach iteration 3" "$slurm_job_log"
-    slurm_freeze "$job"
-    at=$(slurm_iterations "$run")
-    [ "$at" -lt $(( slurm_iterations_total - 2 )) ] || slurm_fail "$name" "the steps outran the test: frozen at iteration $at" "$slurm_job_log"
+    slurm_submit_and_freeze "$name" "$launcher" "$run"; job=$slurm_job; at=$slurm_frozen_at
     rank1=$(slurm_rank_pid "$job" 1)
     [ -n "$rank1" ] || slurm_fail "$name" "cannot find rank 1 of job $job" "$slurm_job_log"
     kill -KILL "$rank1" || slurm_fail "$name" "cannot kill rank 1 (pid $rank1)" "$slurm_job_log"

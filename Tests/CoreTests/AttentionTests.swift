@@ -83,15 +83,7 @@ final class AttentionTests: XCTestCase {
     /// probabilities.
     func testEvaluationInBlocksGivesTheTrainingOutputInLinearMemory() {
         for lengths in [[7, 300, 512], [1300], [2 * RelativePositionAttention.queryBlock + 1, 40]] {
-            let registry = ParameterRegistry()
-            let attention = RelativePositionAttention(registry, "mhsa", channels: 16, heads: 2, attentionDropout: 0, outputDropout: 0)
-            let store = ParameterStore(registry)
-            store.initialize(seed: 4)
-            GradientCheck.perturbParameters(store, seed: 6)
-            let context = RunContext(store: store)
-            let segments = Segments(lengths: lengths)
-            context.useSequentialUtteranceKeys(count: segments.count)
-            let x = GradientCheck.randomMatrix(rows: segments.totalRows, columns: 16, seed: 8)
+            let (attention, _, context, segments, x) = AttentionThreadingTests.make(channels: 16, heads: 2, dropout: 0, lengths: lengths)
             context.mode = .training
             let trained = attention.forward(x, segments: segments, context).array
             let keptInTraining = attention.storedProbabilityCount
@@ -149,16 +141,23 @@ final class AttentionThreadingTests: XCTestCase {
         withThreadCount(threads) { run(lengths: lengths) }
     }
 
-    func run(lengths: [Int]) -> (output: [Float], input: [Float], gradients: [String: [Float]]) {
+    /// An attention module with perturbed parameters, its context and a random input batch.
+    static func make(channels: Int, heads: Int, dropout: Float, lengths: [Int])
+        -> (RelativePositionAttention, ParameterStore, RunContext, Segments, Matrix) {
         let registry = ParameterRegistry()
-        let attention = RelativePositionAttention(registry, "mhsa", channels: 64, heads: 4, attentionDropout: 0.1, outputDropout: 0.1)
+        let attention = RelativePositionAttention(registry, "mhsa", channels: channels, heads: heads,
+                                                  attentionDropout: dropout, outputDropout: dropout)
         let store = ParameterStore(registry)
         store.initialize(seed: 4)
         GradientCheck.perturbParameters(store, seed: 6)
         let context = RunContext(store: store)
         let segments = Segments(lengths: lengths)
         context.useSequentialUtteranceKeys(count: segments.count)
-        let x = GradientCheck.randomMatrix(rows: segments.totalRows, columns: 64, seed: 8)
+        return (attention, store, context, segments, GradientCheck.randomMatrix(rows: segments.totalRows, columns: channels, seed: 8))
+    }
+
+    func run(lengths: [Int]) -> (output: [Float], input: [Float], gradients: [String: [Float]]) {
+        let (attention, store, context, segments, x) = Self.make(channels: 64, heads: 4, dropout: 0.1, lengths: lengths)
         let output = attention.forward(x, segments: segments, context).array
         store.zeroGradients()
         let dx = attention.backward(GradientCheck.randomMatrix(rows: segments.totalRows, columns: 64, seed: 9), context).array
