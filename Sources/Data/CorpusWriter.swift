@@ -237,10 +237,10 @@ public final class CorpusWriter {
                         try group.writeDataset("train_std", result.std)
                         try group.setAttribute("train_frames", value: Int64(result.frameCount))
                     }
-                    stream.dataset.close()
+                    try stream.dataset.closeChecked()
                 }
                 try file.flush()
-                file.close()
+                try file.closeChecked()
             }
             self.file = nil
             let descriptor = Glibc.open(temporaryPath, O_RDONLY)

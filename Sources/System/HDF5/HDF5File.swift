@@ -122,6 +122,15 @@ public class HDF5Object {
         if isOpen { _ = closeFunction(id); isOpen = false }
     }
 
+    /// Closes now and throws if that fails: closing a file writes what HDF5 still buffers,
+    /// which can fail (a full disk), so a writer's success path closes this way before the
+    /// file counts as written.
+    public func closeChecked() throws {
+        guard isOpen else { return }
+        isOpen = false
+        _ = try check(closeFunction(id), file: fileName, object: path, "cannot close (its last buffered writes failed)")
+    }
+
     deinit { close() }
 
     func error(_ problem: String, object: String? = nil) -> HDF5Error {

@@ -117,7 +117,7 @@ public enum Checkpoint {
         try stateGroup.setAttribute("best_loss", value: state.bestLoss)
         try stateGroup.setAttribute("best_epoch", value: Int64(state.bestEpoch))
         try file.flush()
-        file.close()
+        try file.closeChecked()
     }
 
     /// The config stored in a checkpoint, after checking format and version.
