@@ -92,6 +92,13 @@ final class CheckpointTests: XCTestCase {
         // This version without a key: damaged, refused naming the key.
         let damaged = try rewrite(version: Checkpoint.version, dropping: "heads")
         XCTAssertTrue(error(damaged).contains("'heads'") && error(damaged).contains("missing"), error(damaged))
+        // A parameter whose data was never written (HDF5 would read zeros): refused naming it.
+        let forged = try rewrite(version: Checkpoint.version, dropping: nil)
+        let params = try HDF5File.open(forged, writable: true).openGroup("params")
+        let shape = try params.openDataset("acoustic.proj.weight").shape
+        try params.removeForTesting("acoustic.proj.weight")
+        _ = try params.createDataset("acoustic.proj.weight", of: Float.self, shape: shape)
+        XCTAssertTrue(error(forged).contains("acoustic.proj.weight") && error(forged).contains("does not hold"), error(forged))
     }
 
     /// A write that fails midway leaves the previous checkpoint in place and loadable, and

@@ -237,6 +237,11 @@ public final class HDF5Dataset: HDF5Object {
 extension HDF5Group {
     /// Creates a numeric dataset of `shape` (first dimension 0 with `layout.extendible` to append).
     /// The corresponding C function is `H5Dcreate2`.
+    /// Tests: removes the link `name` (to forge files whose datasets were never written).
+    public func removeForTesting(_ name: String) throws {
+        _ = try check(H5Ldelete(id, name, vavl_h5p_default()), file: fileName, object: path, "cannot remove '\(name)'")
+    }
+
     public func createDataset<T: HDF5Scalar>(_ name: String, of type: T.Type, shape: [Int],
                                              layout: DatasetLayout = .contiguous) throws -> HDF5Dataset {
         try createDataset(name, fileType: T.nativeType, shape: shape, layout: layout)

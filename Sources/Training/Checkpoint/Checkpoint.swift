@@ -149,11 +149,17 @@ public enum Checkpoint {
         let file = try open(path)
         let store = model.store
         let stored = try storedConfiguration(file, path: path)
+        // Storage the file does not hold would read as zeros: plausible weights, not an error.
+        let fileSize = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+        func checked(_ dataset: HDF5Dataset) throws -> HDF5Dataset {
+            try dataset.checkStorage(fileSize: fileSize)
+            return dataset
+        }
         try ensureCompatible(stored, model.configuration, path: path)
         var parameterValues: [[Float]] = []
         let params = try file.openGroup("params")
         for parameter in store.parameters {
-            let dataset = try params.openDataset(parameter.name)
+            let dataset = try checked(params.openDataset(parameter.name))
             guard dataset.shape == parameter.shape else {
                 throw HDF5Error(file: path, object: dataset.path, problem: "shape \(dataset.shape), the model needs \(parameter.shape)")
             }
@@ -168,7 +174,7 @@ public enum Checkpoint {
         let buffers = try file.openGroup("buffers")
         var bufferValues: [[Float]] = []
         for buffer in store.buffers {
-            let dataset = try buffers.openDataset(buffer.name)
+            let dataset = try checked(buffers.openDataset(buffer.name))
             guard dataset.elementCount == buffer.count else {
                 throw HDF5Error(file: path, object: dataset.path, problem: "\(dataset.elementCount) values, the model needs \(buffer.count)")
             }
@@ -184,7 +190,7 @@ public enum Checkpoint {
             let group = try file.openGroup("optimizer")
             for parameter in store.parameters {
                 let entry = try group.openGroup(parameter.name)
-                moments.append((try entry.openDataset("m").read(as: Float.self), try entry.openDataset("v").read(as: Float.self),
+                moments.append((try checked(entry.openDataset("m")).read(as: Float.self), try checked(entry.openDataset("v")).read(as: Float.self),
                                 try entry.openDataset("step").read(as: Int64.self).first ?? 0))
             }
         }
