@@ -23,7 +23,6 @@ import datetime
 import hashlib
 import io
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -31,7 +30,7 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +47,9 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 def log(*args):
     print("extract:", *args, file=sys.stderr, flush=True)
+
+
+_COMM = None  # the MPI communicator under mpirun: an unexpected error on one rank aborts all
 
 
 class ExtractError(Exception):
@@ -115,9 +117,6 @@ class Utterance:
     audio_source: Path | None = None  # the file the audio is decoded from
     has_video: bool = False
     audio_seconds: float | None = None
-    label_row: dict | None = None
-    probe_error: str | None = None
-    sources: dict = field(default_factory=dict)
 
 
 def utterance_id(name: str) -> str:
@@ -159,46 +158,35 @@ def read_labels(path: Path) -> tuple[list[str], list[dict]]:
 
 
 def probe(u: Utterance, want_audio: bool, want_video: bool):
-    """Which streams the utterance has, and its audio duration (to batch by length)."""
+    """Which wanted streams the utterance has, and its audio duration (to batch by length).
+    Audio comes from the .wav/.flac when there is one, else from the video's audio track."""
     import av
-    u.audio_source = None
-    u.has_video = False
-    if want_video and u.video_file is not None:
+    u.audio_source, u.has_video, u.audio_seconds = None, False, None
+    if u.video_file is not None and (want_video or (want_audio and u.audio_file is None)):
         try:
             with av.open(str(u.video_file)) as c:
-                u.has_video = len(c.streams.video) > 0
-                has_audio_track = len(c.streams.audio) > 0
-                if not u.has_video:
-                    raise ExtractError("no video stream")
-                if want_audio and u.audio_file is None and has_audio_track:
-                    u.audio_source = u.video_file
-                    u.audio_seconds = _audio_seconds(c)
-        except ExtractError:
-            raise
-        except Exception as e:
-            raise ExtractError(f"cannot open video {u.video_file.name}: {e}") from e
-    elif want_audio and u.audio_file is None and u.video_file is not None:
-        # video not wanted: its audio track may still be
-        try:
-            with av.open(str(u.video_file)) as c:
-                if len(c.streams.audio) > 0:
+                has_v, has_a = len(c.streams.video) > 0, len(c.streams.audio) > 0
+                if want_audio and u.audio_file is None and has_a:
                     u.audio_source = u.video_file
                     u.audio_seconds = _audio_seconds(c)
         except Exception as e:
             raise ExtractError(f"cannot open {u.video_file.name}: {e}") from e
+        if want_video and not has_v:
+            raise ExtractError(f"{u.video_file.name} has no video stream")
+        u.has_video = want_video and has_v
     if want_audio and u.audio_file is not None:
         try:
             with av.open(str(u.audio_file)) as c:
-                if len(c.streams.audio) == 0:
-                    raise ExtractError("no audio stream")
-                u.audio_source = u.audio_file
-                u.audio_seconds = _audio_seconds(c)
-        except ExtractError:
-            raise
+                has_a = len(c.streams.audio) > 0
+                if has_a:
+                    u.audio_source = u.audio_file
+                    u.audio_seconds = _audio_seconds(c)
         except Exception as e:
-            raise ExtractError(f"cannot open audio {u.audio_file.name}: {e}") from e
+            raise ExtractError(f"cannot open {u.audio_file.name}: {e}") from e
+        if not has_a:
+            raise ExtractError(f"{u.audio_file.name} has no audio stream")
     if u.audio_source is None and not u.has_video:
-        raise ExtractError("no usable audio or video stream")
+        raise ExtractError("no audio or video stream to extract")
 
 
 def _audio_seconds(container) -> float:
@@ -269,6 +257,8 @@ class AudioEncoder:
     def __init__(self, folder: Path, layer: int, device: str):
         import torch
         from transformers import AutoConfig, AutoModel
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()
         self.torch = torch
         config = AutoConfig.from_pretrained(folder)
         # AutoModel maps a wav2vec2-family config (wav2vec2, hubert, wavlm, data2vec-audio,
@@ -331,7 +321,10 @@ class AudioEncoder:
             if self.batchable and len(waves) > 1:
                 kwargs["attention_mask"] = torch.from_numpy(mask).to(self.device)
             out = self.model(torch.from_numpy(batch).to(self.device), **kwargs)
-            hidden = out.hidden_states[self.layer].float().cpu().numpy()
+            # the last layer is the model's output (with the final layer norm of large /
+            # large-robust models, which hidden_states[-1] lacks in some transformers versions)
+            h = out.last_hidden_state if self.layer == self.n_layers else out.hidden_states[self.layer]
+            hidden = h.float().cpu().numpy()
         return [np.ascontiguousarray(hidden[i, : self.frames_for(n)], dtype=np.float32) for i, n in enumerate(lengths)]
 
 
@@ -437,10 +430,10 @@ def square_crop_box(box, width: int, height: int, margin: float):
     x0, y0, x1, y1 = box
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
-    side = min(side, width, height)
-    sx = min(max(cx - side / 2, 0), width - side)
-    sy = min(max(cy - side / 2, 0), height - side)
-    return int(round(sx)), int(round(sy)), int(round(sx + side)), int(round(sy + side))
+    side = max(1, min(int(round(side)), width, height))
+    sx = min(max(int(round(cx - side / 2)), 0), width - side)
+    sy = min(max(int(round(cy - side / 2)), 0), height - side)
+    return sx, sy, sx + side, sy + side
 
 
 def centre_box(width: int, height: int):
@@ -490,11 +483,17 @@ def load_state_dict(path: Path):
     import torch
     if not path.is_file():
         raise SystemExit(f"extract: --video-model {path}: no such file")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        state = load_file(str(path))
-    else:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            state = load_file(str(path))
+        else:  # weights only: a state dict of tensors, never arbitrary pickled objects
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise SystemExit(f"extract: --video-model {path}: not a readable state dict ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''})")
+    if not isinstance(state, dict):
+        raise SystemExit(f"extract: --video-model {path}: not a state dict")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
@@ -560,19 +559,22 @@ def parse_shard(text: str):
 
 
 def mpi_world(args):
-    """(comm, rank, size) under mpirun, else (None, 0, 1)."""
-    launched = any(os.environ.get(v, "1") not in ("", "1") for v in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"))
-    if args.no_mpi:
+    """(comm, rank, size) under mpirun with several ranks, else (None, 0, 1). mpi4py is
+    imported only when a launcher's environment says there are several ranks."""
+    sizes = [os.environ.get(v) for v in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")]
+    if args.no_mpi or not any(s and s.isdigit() and int(s) > 1 for s in sizes):
         return None, 0, 1
     try:
         from mpi4py import MPI
-    except ImportError:
-        if launched:
-            raise SystemExit("extract: started by mpirun with several ranks, but mpi4py is not installed "
-                             "(.venv-extract/bin/pip install mpi4py), or use --shard K/N")
-        return None, 0, 1
+    except Exception as e:
+        raise SystemExit(f"extract: started by mpirun with several ranks, but mpi4py cannot be loaded ({e}); "
+                         "install it (.venv-extract/bin/pip install mpi4py) or use --shard K/N with --no-mpi")
+    global _COMM
     comm = MPI.COMM_WORLD
-    return (comm, comm.Get_rank(), comm.Get_size()) if comm.Get_size() > 1 else (None, 0, 1)
+    if comm.Get_size() < 2:
+        return None, 0, 1
+    _COMM = comm
+    return comm, comm.Get_rank(), comm.Get_size()
 
 
 def main(argv=None):
@@ -583,7 +585,7 @@ def main(argv=None):
     ap.add_argument("--labels", type=Path, help="the authors' label CSV (FileName, label columns, SpkrID, Gender, Split_Set): only its utterances are extracted, and OUT/labels.csv keeps the rows extracted in full")
     ap.add_argument("--audio-model", help="wav2vec2-family checkpoint: a local folder (config.json + weights) or a Hugging Face hub name")
     ap.add_argument("--audio-layer", type=int, default=-1, help="hidden state to output: 0 = feature projection, L = layer L, negative from the end (default -1: the last layer)")
-    ap.add_argument("--audio-batch-seconds", type=float, default=120.0, help="padded audio per batch, in seconds (utterances are batched by length; default 120)")
+    ap.add_argument("--audio-batch-seconds", type=float, default=60.0, help="padded audio per batch, in seconds (utterances are batched by length; default 60)")
     ap.add_argument("--video-model", help="EfficientNet-B2 weights file (torchvision state dict, .pth/.pt/.safetensors); default: torchvision's ImageNet weights (downloaded)")
     ap.add_argument("--video-fps", type=float, default=30.0, help="video frame rate of the output (default 30)")
     ap.add_argument("--video-size", type=int, default=260, help="face crop size for EfficientNet-B2 (default 260)")
@@ -686,7 +688,10 @@ def main(argv=None):
         unlabelled = sorted(set(utts) - set(wanted))
         for uid in unlabelled:
             del utts[uid]
-    ids = sorted(utts)
+    # recordings with nothing for the modalities asked for (a .wav in a --no-audio run)
+    nothing = sorted(uid for uid, u in utts.items()
+                     if not ((want_video and u.video_file) or (want_audio and (u.audio_file or u.video_file))))
+    ids = sorted(set(utts) - set(nothing))
     mine = ids[shard[0]::shard[1]]
 
     def complete(uid: str) -> bool:
@@ -697,10 +702,9 @@ def main(argv=None):
             m = json.loads(meta.read_text())
         except Exception:
             return False
-        if want_audio and m.get("audio_expected", True) and m.get("audio_key") != audio_key:
-            return False
-        if want_video and m.get("video_expected", True) and m.get("video_key") != video_key:
-            return False
+        for mod, want, k in (("audio", want_audio, audio_key), ("video", want_video, video_key)):
+            if want and (not m.get(f"{mod}_checked") or (m.get(mod) and m.get(f"{mod}_key") != k)):
+                return False
         for mod in ("audio", "video"):
             info = m.get(mod)
             if info and npy_shape(out / mod / f"{uid}.npy") != info["shape"]:
@@ -823,13 +827,18 @@ def main(argv=None):
             for u in chunk:
                 if u.id in alive:
                     r = results[u.id]
-                    meta = {"id": u.id, "audio_expected": u.audio_source is not None and want_audio,
-                            "video_expected": u.has_video and want_video,
-                            "audio_key": audio_key if "audio" in r else None, "video_key": video_key if "video" in r else None,
-                            "audio": r.get("audio"), "video": r.get("video")}
-                    if not want_audio:  # keep what an earlier audio run made
-                        old = out / "audio" / f"{u.id}.npy"
-                        meta["audio_expected"] = False
+                    meta = {"id": u.id}
+                    old = {}
+                    try:
+                        old = json.loads((out / "meta" / f"{u.id}.json").read_text())
+                    except Exception:
+                        pass
+                    for mod, want, k in (("audio", want_audio, audio_key), ("video", want_video, video_key)):
+                        if want:  # checked in this run: the features, or None when there is no such stream
+                            meta.update({f"{mod}_checked": True, f"{mod}_key": k if mod in r else None, mod: r.get(mod)})
+                        else:  # not asked for in this run: keep what an earlier run made
+                            meta.update({f"{mod}_checked": old.get(f"{mod}_checked", False),
+                                         f"{mod}_key": old.get(f"{mod}_key"), mod: old.get(mod)})
                     atomic_write_json(out / "meta" / f"{u.id}.json", meta)
                     err = out / "meta" / f"{u.id}.error.json"
                     if err.exists():
@@ -868,21 +877,26 @@ def main(argv=None):
         "device": args.device,
         "audio": audio_desc, "video": video_desc,
         "labels": str(args.labels) if args.labels else None,
-        "counts": {"recordings": len(ids), "complete": len(utter_meta), "failed": len(failures),
+        "counts": {"recordings": len(ids) + len(nothing), "complete": len(utter_meta), "failed": len(failures),
                    "not_yet_extracted": len(not_done), "no_face": 0,
-                   "labels_without_recording": len(missing_recordings), "recordings_without_label": len(unlabelled)},
+                   "labels_without_recording": len(missing_recordings), "recordings_without_label": len(unlabelled),
+                   "nothing_to_extract": len(nothing)},
         "utterances": utter_meta,
         "no_face": sorted(uid for uid, m in utter_meta.items() if m.get("video") and m["video"].get("no_face")),
         "failures": failures,
         "not_yet_extracted": not_done,
         "labels_without_recording": missing_recordings,
         "recordings_without_label": unlabelled,
+        "nothing_to_extract": nothing,
     }
     manifest["counts"]["no_face"] = len(manifest["no_face"])
     if audio_desc and "frame_rate" not in audio_desc:  # nothing computed in this run: take it from the model config
         cfg = json.loads((audio_dir / "config.json").read_text())
         hop = int(np.prod(cfg.get("conv_stride", [5, 2, 2, 2, 2, 2, 2])))
         audio_desc.update({"frame_rate": SAMPLE_RATE / hop, "hidden_size": cfg.get("hidden_size")})
+    for uid in nothing:  # e.g. audio-only utterances in a --no-audio run: what earlier runs made
+        if complete(uid):
+            utter_meta[uid] = {k: json.loads((out / "meta" / f"{uid}.json").read_text())[k] for k in ("audio", "video")}
     if args.labels:
         keep = [row for row in label_rows if utterance_id(row["FileName"]) in utter_meta]
         buf = io.StringIO()
@@ -929,9 +943,26 @@ def software_versions():
     return out
 
 
-if __name__ == "__main__":
+def _entry():
     try:
-        sys.exit(main())
+        return main()  # a normal return, whatever its status, ends every rank on its own
     except KeyboardInterrupt:
         log("interrupted: completed utterances are kept; run again to resume")
-        sys.exit(130)
+        failure = 130
+    except SystemExit as e:  # a usage or setup error, already explained
+        if _COMM is None or e.code in (0, None):
+            raise
+        print(e.code if isinstance(e.code, str) else "", file=sys.stderr, flush=True)
+        failure = e.code if isinstance(e.code, int) else 1
+    except BaseException:
+        if _COMM is None:
+            raise
+        traceback.print_exc()
+        failure = 1
+    if _COMM is not None:  # the other ranks would wait at the final barrier for ever
+        _COMM.Abort(failure)
+    return failure
+
+
+if __name__ == "__main__":
+    sys.exit(_entry())
