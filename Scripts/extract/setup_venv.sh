@@ -18,28 +18,10 @@ reqs=(Scripts/extract/requirements.txt)
 [ "${1:-}" = "--test" ] && reqs+=(Scripts/extract/requirements-test.txt)
 torch_index=${TORCH_INDEX-https://download.pytorch.org/whl/cpu}
 
-if ! "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)'; then
-  echo "setup_venv.sh: $python is $("$python" --version 2>&1); Python >= 3.10 is needed (set PYTHON=...)" >&2
-  exit 1
-fi
-if [ ! -x "$venv/bin/python" ]; then
-  echo "== creating $venv with $("$python" --version 2>&1)"
-  "$python" -m venv "$venv" || {
-    echo "setup_venv.sh: '$python -m venv' failed; on Debian/Ubuntu: apt-get install python3-venv" >&2
-    exit 1
-  }
-fi
+source Scripts/lib/venv.sh
+venv_create "$venv" "$python"
 [ -e "$venv/.gitignore" ] || echo '*' > "$venv/.gitignore"   # keep the venv out of git
-if "$venv/bin/python" - "${reqs[@]}" <<'PY' 2>/dev/null; then
-import sys
-from importlib.metadata import version
-for path in sys.argv[1:]:
-    pins = [l.split("#")[0].strip() for l in open(path)]
-    for pin in filter(None, pins):
-        name, want = pin.split("==")
-        if version(name).split("+")[0] != want:
-            sys.exit(1)
-PY
+if venv_has_pins "$venv" "${reqs[@]}"; then
   echo "== $venv already has the pinned packages"
 else
   extra=()

@@ -11,26 +11,9 @@ venv=.venv-reference
 requirements=Scripts/reference/requirements.txt
 python=${PYTHON:-python3}
 
-if ! "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)'; then
-  echo "setup_venv.sh: $python is $("$python" --version 2>&1); Python >= 3.10 is needed (set PYTHON=...)" >&2
-  exit 1
-fi
-if [ ! -x "$venv/bin/python" ]; then
-  echo "== creating $venv with $("$python" --version 2>&1)"
-  "$python" -m venv "$venv" || {
-    echo "setup_venv.sh: '$python -m venv' failed; on Debian/Ubuntu: apt-get install python3-venv" >&2
-    exit 1
-  }
-fi
-if "$venv/bin/python" - "$requirements" <<'PY' 2>/dev/null; then
-import sys
-from importlib.metadata import version
-pins = [l.split("#")[0].strip() for l in open(sys.argv[1])]
-for pin in filter(None, pins):
-    name, want = pin.split("==")
-    if version(name).split("+")[0] != want:
-        sys.exit(1)
-PY
+source Scripts/lib/venv.sh
+venv_create "$venv" "$python"
+if venv_has_pins "$venv" "$requirements"; then
   echo "== $venv already has the pinned packages"
 else
   echo "== installing $requirements into $venv"
