@@ -157,18 +157,25 @@ public final class RelativePositionAttention: Layer {
 
         self.context.resize(rows: n, columns: c)
         let scale = 1 / Float(c).squareRoot()
-        if context.mode == .evaluation && longest > Self.queryBlock {
-            keptForBackward = false
+        // Per-utterance, per-head attention into self.context: whole (T, T) scores kept for the
+        // backward, or, in an evaluation pass with a long utterance, blocks of queries.
+        keptForBackward = !(context.mode == .evaluation && longest > Self.queryBlock)
+        if keptForBackward {
+            attendKeepingWeights(segments, context, longest: longest, scale: scale)
+        } else {
             precondition(!attentionDropout.isActive(context), "attention dropout is off in evaluation mode")
             evaluateInBlocks(segments, store: store, longest: longest, scale: scale)
-            output.resize(rows: n, columns: c)
-            out.forward(output.data, self.context.data, rows: n, store, addingBias: false)
-            return outputDropout.finish(output, input: x, adding: out.biasPointer(store), residual: residual,
-                                        segments: segments, context)
         }
-        keptForBackward = true
+        output.resize(rows: n, columns: c)
+        out.forward(output.data, self.context.data, rows: n, store, addingBias: false)
+        return outputDropout.finish(output, input: x, adding: out.biasPointer(store), residual: residual,
+                                    segments: segments, context)
+    }
 
-        // Per-utterance, per-head attention.
+    /// The attention of a pass a backward may follow: softmax weights of every utterance and
+    /// head kept in `probabilities` (H T_b² per utterance), dropout on them when active.
+    private func attendKeepingWeights(_ segments: Segments, _ context: RunContext, longest: Int, scale: Float) {
+        let store = context.store, c = channels, d = headDimension
         probabilityOffsets = [0]
         for b in 0..<segments.count { probabilityOffsets.append(probabilityOffsets[b] + heads * segments.length(b) * segments.length(b)) }
         if probabilities.count < probabilityOffsets.last! { probabilities = [Float](repeating: 0, count: probabilityOffsets.last!) }
@@ -197,10 +204,6 @@ public final class RelativePositionAttention: Layer {
                                c: self.context.row(start) + column, ldc: c)
             }
         }
-        output.resize(rows: n, columns: c)
-        out.forward(output.data, self.context.data, rows: n, store, addingBias: false)
-        return outputDropout.finish(output, input: x, adding: out.biasPointer(store), residual: residual,
-                                    segments: segments, context)
     }
 
     /// The attention of an evaluation pass, a block of ``queryBlock`` queries at a time: per
