@@ -287,11 +287,17 @@ cluster_test_stop_signal() {
   run="$cluster_work/early-signal"
   cluster_timer
   cluster_start "$name" "$cluster_bin/vavl" "${cluster_train[@]}" --out "$run"
-  local caught="" waited
+  # Until the exec, the job is a fork of this shell, whose handlers (bash's own, or a trap of
+  # whoever runs the tests) it still holds: wait for vavl's name first, then for its handler.
+  local caught="" waited name_seen=""
   for waited in $(seq 1 2000); do
-    caught=$(awk '/^SigCgt:/ { print $2 }' "/proc/$cluster_job/status" 2>/dev/null) || true
-    [ -n "$caught" ] && (( 0x$caught & 0x200 )) && break  # bit 9: SIGUSR1 (10) has a handler
-    caught=""
+    if [ -z "$name_seen" ]; then
+      [ "$(awk '/^Name:/ { print $2 }' "/proc/$cluster_job/status" 2>/dev/null)" = vavl ] && name_seen=yes
+    else
+      caught=$(awk '/^SigCgt:/ { print $2 }' "/proc/$cluster_job/status" 2>/dev/null) || true
+      [ -n "$caught" ] && (( 0x$caught & 0x200 )) && break  # bit 9: SIGUSR1 (10) has a handler
+      caught=""
+    fi
     sleep 0.005
   done
   [ -n "$caught" ] || cluster_fail "$name" "the process never installed its SIGUSR1 handler" "$cluster_log"

@@ -18,7 +18,8 @@ extension BLAS {
     /// before `main`, and only the `OPENBLAS_CORETYPE` environment variable changes it — so,
     /// when OpenBLAS chose a generic kernel on a CPU that can do better and the user has not
     /// set the variable, this sets it and re-executes the program once (same pid, before MPI
-    /// starts, so it is safe under mpirun). `VAVL_KEEP_BLAS_KERNEL=1` turns this off.
+    /// starts, so it is safe under mpirun; a stop signal meanwhile is kept, not fatal).
+    /// `VAVL_KEEP_BLAS_KERNEL=1` turns this off.
     public static func ensureFastKernels() {
         guard getenv("OPENBLAS_CORETYPE") == nil, getenv("VAVL_KEEP_BLAS_KERNEL") == nil,
               let best = vavl_best_openblas_core() else { return }
@@ -26,7 +27,7 @@ extension BLAS {
         guard ["prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "barcelona", "unknown"].contains(current)
         else { return }
         setenv("OPENBLAS_CORETYPE", best, 1)
-        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        _ = vavl_execute_self_keeping_stop_signals(CommandLine.unsafeArgv)
         // execv returned: keep going with the slow kernels rather than fail.
         unsetenv("OPENBLAS_CORETYPE")
     }

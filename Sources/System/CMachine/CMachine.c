@@ -51,12 +51,20 @@ int vavl_keep_freed_heap_memory(void) {
 // MARK: - Stop signals
 
 static volatile sig_atomic_t stop_signal = 0;
+static int stop_handlers_installed = 0;
 
 static void record_stop(int signal) {
     if (stop_signal == 0) stop_signal = signal;
 }
 
-void vavl_install_stop_signals(void) {
+static void stop_signal_set(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGUSR1);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+}
+
+static void install_stop_handlers(void) {
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = record_stop;
@@ -65,6 +73,32 @@ void vavl_install_stop_signals(void) {
     sigaction(SIGUSR1, &action, NULL);
     sigaction(SIGTERM, &action, NULL);
     sigaction(SIGINT, &action, NULL);
+    stop_handlers_installed = 1;
+}
+
+void vavl_install_stop_signals(void) {
+    install_stop_handlers();
+    vavl_release_stop_signals();
+}
+
+void vavl_release_stop_signals(void) {
+    sigset_t set;
+    stop_signal_set(&set);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+int vavl_execute_self_keeping_stop_signals(char *const *arguments) {
+    sigset_t set;
+    stop_signal_set(&set);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    // A request already recorded is raised again while blocked: it stays pending through the
+    // exec and reaches the new image's handler when that unblocks.
+    if (stop_signal != 0) raise(stop_signal);
+    execv("/proc/self/exe", arguments);
+    // The exec failed: the raised request reaches our handler again (it keeps the first).
+    if (stop_handlers_installed) install_stop_handlers();
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    return -1;
 }
 
 int vavl_stop_signal(void) { return stop_signal; }

@@ -30,7 +30,16 @@ int vavl_keep_freed_heap_memory(void);
 /// Installs handlers for SIGUSR1 (Slurm's `--signal` before a time limit or preemption),
 /// SIGTERM and SIGINT that only record the request (a second signal of the same kind acts
 /// as if no handler were installed: a second Ctrl-C ends the process at once).
+/// Also unblocks them (see `vavl_execute_self_keeping_stop_signals`).
 void vavl_install_stop_signals(void);
+/// Unblocks SIGUSR1, SIGTERM and SIGINT (commands without handlers call it at start: a
+/// signal held through a re-execution then takes its default action).
+void vavl_release_stop_signals(void);
+/// Re-executes this program (`/proc/self/exe`) with `arguments`, the stop signals blocked
+/// through the exec so that none arriving meanwhile takes its default action: a request
+/// received before or during the exec stays pending and reaches the new image's handlers.
+/// Returns -1 only if the exec failed (everything as before, a recorded request kept).
+int vavl_execute_self_keeping_stop_signals(char *const *arguments);
 /// The signal number of the first stop request so far, or 0.
 int vavl_stop_signal(void);
 /// Records a stop request as if `signal` had arrived (tests).
