@@ -38,12 +38,18 @@ final class MixedPrecisionTests: XCTestCase {
             store.precision = precision
             for rows in [1, 9, 333] {
                 let x = GradientCheck.randomMatrix(rows: rows, columns: 37, seed: UInt64(rows))
-                let normalized = norm.forward(x, context, roundingOutput: true)
+                // bf16 keeps only the rounded output (the fp32 one is empty); fp32 rounds nothing.
+                let fusedOutput = norm.forward(x, context, roundingOutput: true)
+                let fused = norm.roundedOutput
+                XCTAssertEqual(fused == nil, precision == .fp32)
+                XCTAssertEqual(fusedOutput.rows, precision == .fp32 ? rows : 0, "LayerNorm's fp32 output, \(precision)")
+                let normalized = norm.forward(x, context, roundingOutput: false)
                 let separate = store.roundedOperand(normalized.data, rows: rows, columns: 37, stride: 37)
-                XCTAssertEqual(values(norm.roundedOutput), values(separate), "LayerNorm, \(rows) rows, \(precision)")
-                XCTAssertEqual(norm.roundedOutput == nil, precision == .fp32)
-                let activated = swish.forward(x, context, roundingOutput: true)
-                XCTAssertEqual(values(swish.roundedOutput), values(store.roundedOperand(activated.data, rows: rows, columns: 37, stride: 37)),
+                XCTAssertEqual(values(fused), values(separate), "LayerNorm, \(rows) rows, \(precision)")
+                XCTAssertEqual(swish.forward(x, context, roundingOutput: true).rows, precision == .fp32 ? rows : 0)
+                let fusedSwish = swish.roundedOutput
+                let activated = swish.forward(x, context, roundingOutput: false)
+                XCTAssertEqual(values(fusedSwish), values(store.roundedOperand(activated.data, rows: rows, columns: 37, stride: 37)),
                                "Swish, \(rows) rows, \(precision)")
             }
         }
@@ -56,9 +62,21 @@ final class MixedPrecisionTests: XCTestCase {
         let ffContext = RunContext(store: ffStore)
         let segments = Segments(lengths: [5, 11])
         ffContext.useSequentialUtteranceKeys(count: 2)
+        ffContext.mode = .training
         _ = module.forward(GradientCheck.randomMatrix(rows: 16, columns: 16, seed: 6), segments: segments, ffContext)
-        let hidden = module.hiddenForTesting
-        XCTAssertEqual(values(module.roundedHiddenForTesting), values(ffStore.roundedOperand(hidden.data, rows: 16, columns: 64, stride: 64)))
+        // bf16 keeps only the rounded copy; the same row formula, then one separate rounding.
+        XCTAssertEqual(module.hiddenForTesting.rows, 0, "bf16 stores no fp32 hidden activations")
+        let expected = Matrix(rows: 16, columns: 64), pre = module.preActivationForTesting.data
+        let bias = module.linear1.biasPointer(ffStore)!
+        let masks = Matrix(rows: 16, columns: 64)
+        module.hiddenDropout.forEachRow(columns: 64, segments: segments, ffContext) { row, multipliers in
+            for i in 0..<64 {
+                expected.data[row * 64 + i] = FastMath.swish(pre[row * 64 + i] + bias[i]) * multipliers![i]
+                masks.data[row * 64 + i] = multipliers![i]
+            }
+        }
+        XCTAssertTrue(masks.array.contains(0), "the dropout was active")
+        XCTAssertEqual(values(module.roundedHiddenForTesting), values(ffStore.roundedOperand(expected.data, rows: 16, columns: 64, stride: 64)))
     }
 
     func testLinearForwardAndBackwardStayWithinTheRoundingBound() {

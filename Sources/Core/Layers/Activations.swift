@@ -18,25 +18,30 @@ public final class Swish: FrameLayer {
     /// The output rounded to bf16 by the last forward that was asked for it (bf16 only).
     public private(set) var roundedOutput: RoundedOperand?
 
-    /// With `roundingOutput`, in bf16 the output is also rounded, a cache-sized piece at a
-    /// time right after it is computed, into ``roundedOutput``.
+    /// With `roundingOutput`, in bf16 the output is rounded a cache-sized piece at a time
+    /// right after it is computed, into ``roundedOutput``, and not kept in fp32: the
+    /// returned matrix is then empty (0 rows); the backward needs only x.
     public func forward(_ x: Matrix, _ context: RunContext, roundingOutput: Bool) -> Matrix {
         input = x
-        output.resize(rows: x.rows, columns: x.columns)
         let rounded = roundingOutput ? context.store.operandToFill(rows: x.rows, columns: x.columns) : nil
         roundedOutput = rounded
         guard let rounded else {
+            output.resize(rows: x.rows, columns: x.columns)
             Elementwise.swishForward(output.data, x.data, count: x.count)
             return output
         }
-        let y = output.data, source = x.data, piece = 4096
+        output.resize(rows: 0, columns: x.columns)
+        let source = x.data, piece = 4096
         Parallel.chunks(x.count) { range in
-            var start = range.lowerBound
-            while start < range.upperBound {
-                let end = min(start + piece, range.upperBound)
-                for i in start..<end { y[i] = FastMath.swish(source[i]) }
-                rounded.fill(y + start, at: start, count: end - start)
-                start = end
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: piece) { scratch in
+                let y = scratch.baseAddress!
+                var start = range.lowerBound
+                while start < range.upperBound {
+                    let end = min(start + piece, range.upperBound)
+                    for i in start..<end { y[i - start] = FastMath.swish(source[i]) }
+                    rounded.fill(y, at: start, count: end - start)
+                    start = end
+                }
             }
         }
         return output

@@ -9,7 +9,10 @@ public final class FeedForward: Layer {
     public let output = Matrix()
     private var segments = Segments(offsets: [0])
     private let preActivation = Matrix()  // (N, E·C) linear1 output without its bias
-    private let hidden = Matrix()         // (N, E·C) after Swish and dropout: linear2's input
+    /// (N, E·C) after Swish and dropout: linear2's input, in fp32 only. In bf16 linear2 and
+    /// its backward read the rounded copy alone, so the fp32 one is never stored (it was
+    /// the largest activation a block keeps: E·C columns).
+    private let hidden = Matrix()
 
     /// The backward's gradients, shared by the model's feed-forward modules (its workspace):
     /// backward passes run one module at a time, so one set serves all.
@@ -47,23 +50,31 @@ public final class FeedForward: Layer {
         roundedInputs.normalized = norm.roundedOutput
         linear1.forward(preActivation.data, normalized.data, rows: n, store, addingBias: false,
                         roundedInput: roundedInputs.normalized)
-        hidden.resize(rows: n, columns: linear1.outputs)
         // linear1's bias, Swish and the hidden dropout in one pass over the (N, E·C) activations.
-        let width = hidden.columns, pre = preActivation.data, activated = hidden.data
+        let width = linear1.outputs, pre = preActivation.data
         let bias = linear1.biasPointer(store)
-        // In bf16 each row is rounded right after it is written, for linear2 and its backward.
+        // In bf16 each row is computed into a row of scratch and rounded into the operand of
+        // linear2 and its backward; in fp32 it is written into `hidden`.
         let roundedHidden = store.operandToFill(rows: n, columns: width)
+        hidden.resize(rows: roundedHidden == nil ? n : 0, columns: width)
+        let activated = hidden.data
         // The bias is added on the fly (here and in the backward) rather than stored back
         // into the pre-activations: one write of (N, E·C) less.
         hiddenDropout.forEachRow(columns: width, segments: segments, context) { row, multipliers in
-            let x = pre + row * width, y = activated + row * width
-            switch (bias, multipliers) {
-            case let (b?, m?): for i in 0..<width { y[i] = FastMath.swish(x[i] + b[i]) * m[i] }
-            case let (b?, nil): for i in 0..<width { y[i] = FastMath.swish(x[i] + b[i]) }
-            case let (nil, m?): for i in 0..<width { y[i] = FastMath.swish(x[i]) * m[i] }
-            case (nil, nil): for i in 0..<width { y[i] = FastMath.swish(x[i]) }
+            let x = pre + row * width
+            func activate(into y: UnsafeMutablePointer<Float>) {
+                switch (bias, multipliers) {
+                case let (b?, m?): for i in 0..<width { y[i] = FastMath.swish(x[i] + b[i]) * m[i] }
+                case let (b?, nil): for i in 0..<width { y[i] = FastMath.swish(x[i] + b[i]) }
+                case let (nil, m?): for i in 0..<width { y[i] = FastMath.swish(x[i]) * m[i] }
+                case (nil, nil): for i in 0..<width { y[i] = FastMath.swish(x[i]) }
+                }
             }
-            roundedHidden?.fill(y, at: row * width, count: width)
+            guard let roundedHidden else { return activate(into: activated + row * width) }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: width) { scratch in
+                activate(into: scratch.baseAddress!)
+                roundedHidden.fill(scratch.baseAddress!, at: row * width, count: width)
+            }
         }
         output.resize(rows: n, columns: linear2.outputs)
         roundedInputs.hidden = roundedHidden
@@ -72,9 +83,11 @@ public final class FeedForward: Layer {
                                     segments: segments, context)
     }
 
-    /// Tests: the hidden activations of the last forward, and their bf16 rounding.
+    /// Tests: the hidden activations of the last forward (fp32; empty in bf16), their bf16
+    /// rounding, and linear1's output before its bias.
     var hiddenForTesting: Matrix { hidden }
     var roundedHiddenForTesting: RoundedOperand? { roundedInputs.hidden }
+    var preActivationForTesting: Matrix { preActivation }
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
         norm.backward(backwardToNormalized(dy, context, scale: 1), context)

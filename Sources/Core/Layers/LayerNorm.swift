@@ -28,15 +28,17 @@ public final class LayerNorm: FrameLayer {
     /// The output rounded to bf16 by the last forward that was asked for it (bf16 only).
     public private(set) var roundedOutput: RoundedOperand?
 
-    /// With `roundingOutput`, in bf16 each row is also rounded as it is written, into
-    /// ``roundedOutput`` (the operand of the products that follow): no separate pass.
+    /// With `roundingOutput`, in bf16 each row is rounded as it is computed, into
+    /// ``roundedOutput`` (the operand of the products that follow): no separate pass, and
+    /// no fp32 output either — the returned matrix is then empty (0 rows), as the products
+    /// and their backward read the rounded operand alone (the backward needs only x).
     public func forward(_ x: Matrix, _ context: RunContext, roundingOutput: Bool) -> Matrix {
         input = x
         let store = context.store
         let rounded = roundingOutput ? store.operandToFill(rows: x.rows, columns: channels) : nil
         roundedOutput = rounded
         let rows = x.rows, c = channels
-        output.resize(rows: rows, columns: c)
+        output.resize(rows: rounded == nil ? rows : 0, columns: c)
         if mean.count < rows {
             mean = [Float](repeating: 0, count: rows)
             inverseStd = [Float](repeating: 0, count: rows)
@@ -45,8 +47,11 @@ public final class LayerNorm: FrameLayer {
         mean.withUnsafeMutableBufferPointer { meanBuffer in
             inverseStd.withUnsafeMutableBufferPointer { stdBuffer in
               Parallel.chunks(rows, elementsPerItem: c) { range in
+                // In bf16 with rounding, rows go through one row of scratch per piece.
+                let scratch = rounded == nil ? nil : UnsafeMutablePointer<Float>.allocate(capacity: c)
+                defer { scratch?.deallocate() }
                 for row in range {
-                    let xRow = x.data + row * c, yRow = output.data + row * c
+                    let xRow = x.data + row * c, yRow = scratch ?? output.data + row * c
                     let mu = Reductions.sum(xRow, count: c) / Float(c)
                     let squares = Reductions.sumOfSquares(xRow, shift: mu, count: c)
                     let rstd = 1 / (squares / Float(c) + epsilon).squareRoot()
