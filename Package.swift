@@ -110,7 +110,7 @@ let package = Package(
                 path: "Sources/Training", swiftSettings: checked),
 
         // MARK: - Experiments: the paper's studies (robustness, embeddings, ablations, repeated
-        // runs), the unimodal baseline's trainer, statistics and SVG plots
+        // runs, the unimodal baseline's runs — trained by the one Trainer), statistics and SVG
         .target(name: "VAVLExperiments", dependencies: ["VAVLTraining", "VAVLCore", "VAVLData", "VAVLDistributed", "MPI", "HDF5"],
                 path: "Sources/Experiments", swiftSettings: checked),
 

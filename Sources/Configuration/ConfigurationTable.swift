@@ -100,6 +100,8 @@ public struct ConfigurationField: @unchecked Sendable {
     public let help: String
     /// The valid range in words ("1…16384", "0 ≤ p < 1", "any").
     public let range: String
+    /// The value's type in JSON ("integer", "number", "string: fp32|bf16", …).
+    public let type: String
     let encodeValue: (VAVLConfiguration, inout KeyedEncodingContainer<ConfigurationKey>) throws -> Void
     let decodeValue: (inout VAVLConfiguration, KeyedDecodingContainer<ConfigurationKey>) throws -> Void
     let isValid: (VAVLConfiguration) -> Bool
@@ -118,6 +120,7 @@ public struct ConfigurationField: @unchecked Sendable {
         self.resume = resume
         self.help = help
         self.range = range.description
+        self.type = Self.jsonType(Value.self)
         let codingKey = ConfigurationKey(key)
         encodeValue = { configuration, container in try container.encode(configuration[keyPath: path], forKey: codingKey) }
         decodeValue = { configuration, container in
@@ -131,6 +134,30 @@ public struct ConfigurationField: @unchecked Sendable {
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             guard let data = try? encoder.encode(configuration[keyPath: path]) else { return "?" }
             return String(decoding: data, as: UTF8.self).replacingOccurrences(of: ",", with: ", ")
+        }
+    }
+}
+
+extension ConfigurationField {
+    /// How a value of `type` is written in JSON; "?" for a type this list lacks (a test
+    /// checks every field has a name).
+    static func jsonType(_ type: Any.Type) -> String {
+        func choices<Choice: CaseIterable & RawRepresentable>(_: Choice.Type) -> String where Choice.RawValue == String {
+            Choice.allCases.map(\.rawValue).joined(separator: "|")
+        }
+        switch type {
+        case is Int.Type, is UInt64.Type: return "integer"
+        case is Float.Type, is Double.Type: return "number"
+        case is Double?.Type: return "number or null"
+        case is Bool.Type: return "boolean"
+        case is String.Type: return "string"
+        case is PredictionTask.Type: return "string: " + choices(PredictionTask.self)
+        case is Precision.Type: return "string: " + choices(Precision.self)
+        case is [Float].Type: return "list of numbers"
+        case is [String].Type: return "list of strings"
+        case is [Phase].Type: return "list of: " + choices(Phase.self)
+        case is [LabelTransform].Type: return "list of objects"
+        default: return "?"
         }
     }
 }

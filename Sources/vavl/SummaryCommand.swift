@@ -11,7 +11,7 @@ struct SummaryCommand: ParsableCommand {
     @Option(help: "Audio feature dimension d_a.") var audioDimension = 1024
     @Option(help: "Video feature dimension d_v.") var videoDimension = 1408
     @Option(help: "Outputs (6 classes for CREMA-D, 3 attributes for MSP-IMPROV, 1 for sentiment).") var outputs = 6
-    @Flag(help: "Print the configuration table instead: every key of --config files and checkpoints, its default, valid range, resume rule and meaning.")
+    @Flag(help: "Print the configuration table instead: every key of --config files and checkpoints, its JSON type, default, valid range, resume rule and meaning.")
     var keys = false
 
     func run() throws {
@@ -50,10 +50,11 @@ extension String {
 
 /// The configuration table as text: one line per key (docs/DESIGN.md §6).
 func configurationTable() -> String {
-    let rows = VAVLConfiguration.fields.map { [$0.key, $0.defaultValue, $0.range, $0.resume.rawValue, $0.help] }
-    let header = ["key", "default", "valid", "on resume", "meaning"]
-    let widths = (0..<4).map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+    let rows = VAVLConfiguration.fields.map { [$0.key, $0.type, $0.defaultValue, $0.range, $0.resume.rawValue, $0.help] }
+    let header = ["key", "type", "default", "valid", "on resume", "meaning"]
+    let last = header.count - 1
+    let widths = (0..<last).map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
     return ([header] + rows).map { row in
-        (0..<4).map { row[$0].padding(toLength: widths[$0] + 2, withPad: " ", startingAt: 0) }.joined() + row[4]
+        (0..<last).map { row[$0].padding(toLength: widths[$0] + 2, withPad: " ", startingAt: 0) }.joined() + row[last]
     }.joined(separator: "\n")
 }

@@ -20,7 +20,7 @@ struct TrainCommand: ParsableCommand {
 
     @Option(help: "The corpus (HDF5, DESIGN §5).") var corpus: String
     @Option(help: "Output folder for checkpoints and metrics.") var out: String
-    @Option(help: "categorical, dimensional or sentiment (checked against the corpus).") var task: String?
+    @Option(help: "categorical, dimensional or sentiment (checked against the corpus).") var task: PredictionTask?
     @Option(help: "Resume from a checkpoint file or a run folder (its checkpoint-last.h5).") var resume: String?
     @Option(help: "Progress: live (one line rewritten in place; the default on a terminal), plain (a line every --log-every batches; the default without a terminal and under mpirun, whose ranks always get a pseudo-terminal) or none.")
     var progress: ProgressStyle?

@@ -38,7 +38,7 @@ struct TrainingFlags: ParsableArguments {
 
     /// The configuration (task, dimensions and labels from the corpus) and the options;
     /// sets the BLAS threads and prepares the output folder.
-    func resolve(corpus: String, out: String, task: String?, resume: String?, progress: ProgressStyle,
+    func resolve(corpus: String, out: String, task: PredictionTask?, resume: String?, progress: ProgressStyle,
                  _ world: Communicator) throws -> (VAVLConfiguration, TrainingOptions) {
         try frameLimit.apply()
         if let threads { BLAS.threadCount = threads }
@@ -64,8 +64,8 @@ struct TrainingFlags: ParsableArguments {
             }
         }
         let corpusFile = try Corpus.open(corpus)
-        if let task, task != corpusFile.task.rawValue {
-            throw ValidationError("--task \(task) but \(corpus) is a \(corpusFile.task.rawValue) corpus")
+        if let task, task != corpusFile.task {
+            throw ValidationError("--task \(task.rawValue) but \(corpus) is a \(corpusFile.task.rawValue) corpus")
         }
         do {
             // On resume the flipped columns are the checkpoint's unless --flip-labels names them.

@@ -21,6 +21,20 @@ final class ConfigurationTableTests: XCTestCase {
         let keys = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any]).keys
         XCTAssertEqual(Set(keys), Set(VAVLConfiguration.fields.map(\.key)))
         XCTAssertEqual(VAVLConfiguration.fields.count, Set(VAVLConfiguration.fields.map(\.key)).count, "a key listed twice")
+        // Every field names its JSON type, and its written value is of that type.
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        for field in VAVLConfiguration.fields {
+            XCTAssertNotEqual(field.type, "?", "\(field.key) has no JSON type name")
+            let value = object[field.key]!
+            switch field.type {
+            case "integer": XCTAssertNotNil(value as? Int, field.key)
+            case "number", "number or null": XCTAssertTrue(value is NSNumber && !(value is Bool) || value is NSNull, field.key)
+            case "boolean": XCTAssertEqual(String(cString: (value as! NSNumber).objCType), "c", field.key)
+            default:
+                if field.type.hasPrefix("string") { XCTAssertNotNil(value as? String, field.key) }
+                if field.type.hasPrefix("list") { XCTAssertNotNil(value as? [Any], field.key) }
+            }
+        }
     }
 
     func testMissingKeysTakeTheirDefaultsAndNullAlphaIsTheTaskDefault() throws {

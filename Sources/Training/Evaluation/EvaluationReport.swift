@@ -8,7 +8,7 @@ public struct EvaluationReport: Codable, Sendable {
     public var checkpoint: String
     public var corpus: String
     public var split: String
-    public var task: String
+    public var task: PredictionTask
     public var maskAudioPercent: Double
     public var maskVideoPercent: Double
     public var heads: [String: HeadScores]
@@ -37,7 +37,7 @@ public struct EvaluationReport: Codable, Sendable {
             chance = ChanceLevel(references: references, classes: labels.columns)
         }
         return EvaluationReport(checkpoint: trained.path, corpus: corpus.path, split: split.rawValue,
-                                task: trained.configuration.task.rawValue, maskAudioPercent: masking.audioPercent,
+                                task: trained.configuration.task, maskAudioPercent: masking.audioPercent,
                                 maskVideoPercent: masking.videoPercent,
                                 heads: Dictionary(uniqueKeysWithValues: scores.map { ($0.key.rawValue, $0.value) }),
                                 chance: chance, labelNames: trained.configuration.labelNames)
@@ -48,9 +48,9 @@ public struct EvaluationReport: Codable, Sendable {
         let order = EvaluationHead.allCases.map(\.rawValue).filter { heads[$0] != nil }
         let metricNames: [String]
         switch task {
-        case "categorical": metricNames = ["f1_macro", "uar", "f1_micro", "accuracy", "loss"]
-        case "sentiment": metricNames = ["mae", "pearson", "binary_accuracy", "binary_f1", "accuracy_7"]
-        default:
+        case .categorical: metricNames = ["f1_macro", "uar", "f1_micro", "accuracy", "loss"]
+        case .sentiment: metricNames = ["mae", "pearson", "binary_accuracy", "binary_f1", "accuracy_7"]
+        case .dimensional:
             metricNames = (heads.values.first?.metrics.keys.filter { $0.hasPrefix("ccc_") && $0 != "ccc_mean" }.sorted() ?? [])
                 + ["ccc_mean"]
         }
@@ -79,7 +79,7 @@ public struct EvaluationReport: Codable, Sendable {
                          + String(format: "%.4f", chance.majorityAccuracy).leftPadded(12))
         }
         // Per class, for the first head that has them: recall, precision, F1 and support.
-        if task == "categorical", let name = order.first, let score = heads[name], let confusion = score.confusion {
+        if task == .categorical, let name = order.first, let score = heads[name], let confusion = score.confusion {
             lines.append("")
             lines.append("per class (\(name))".padding(toLength: 24, withPad: " ", startingAt: 0) + "recall".leftPadded(12) + "precision".leftPadded(12) + "f1".leftPadded(12)
                          + "support".leftPadded(10))
