@@ -1,4 +1,5 @@
 import Foundation
+import HDF5
 
 /// Reads and writes NumPy `.npy` files holding a 2-D float matrix (frames × dimensions).
 ///
@@ -214,8 +215,10 @@ public enum NumpyFile {
         } else {
             for value in values { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes += $0 } }
         }
-        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
-            throw CorpusError(file: path, "cannot write the .npy file")
+        do {
+            try SafeFiles.replace(path, with: Data(bytes))
+        } catch {
+            throw CorpusError(file: path, "cannot write the .npy file: \(error)")
         }
     }
 }

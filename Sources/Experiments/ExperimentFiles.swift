@@ -1,5 +1,6 @@
 import VAVLTraining
 import Foundation
+import HDF5
 import VAVLCore
 
 /// Which metrics the experiment tables show for a task, which one is the headline (the
@@ -77,12 +78,12 @@ public enum ExperimentFile {
 
     /// Writes `value` as JSON to `path` atomically.
     public static func write<T: Encodable>(_ value: T, to path: String) throws {
-        try encode(value).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try SafeFiles.replace(path, with: encode(value))
     }
 
     /// Writes text to `path` atomically.
     public static func write(text: String, to path: String) throws {
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try SafeFiles.replace(path, with: Data(text.utf8))
     }
 
     public static func read<T: Decodable>(_ type: T.Type, from path: String) throws -> T {

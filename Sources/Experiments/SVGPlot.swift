@@ -1,5 +1,6 @@
 import VAVLTraining
 import Foundation
+import HDF5
 
 /// A line plot written as a self-contained SVG file (no fonts or scripts fetched), for the
 /// robustness figures (paper Figs. 2–3): x = % of masked frames, y = the task's metric.
@@ -141,6 +142,6 @@ public struct LinePlot: Sendable {
 
     /// Writes ``svg()`` to `path` atomically.
     public func write(to path: String) throws {
-        try Data(svg().utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try SafeFiles.replace(path, with: Data(svg().utf8))
     }
 }

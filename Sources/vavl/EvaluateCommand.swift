@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HDF5
 import MPI
 import VAVLData
 import VAVLTraining
@@ -38,7 +39,7 @@ struct EvaluateCommand: ParsableCommand {
                                                        splits: try partition.map { try SplitAssignment(partitionFile: $0, corpus: corpusFile) })
             guard world.rank == 0 else { return }
             print(report.table)
-            if let json { try report.json().write(to: URL(fileURLWithPath: json), options: .atomic) }
+            if let json { try SafeFiles.replace(json, with: report.json()) }
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HDF5
 import VAVLCore
 import VAVLData
 import VAVLTraining
@@ -135,7 +136,7 @@ struct PredictCommand: ParsableCommand {
             text = lines.joined(separator: "\n") + "\n"
         }
         if let output {
-            try Data(text.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
+            try SafeFiles.replace(output, with: Data(text.utf8))
         } else {
             print(text, terminator: "")
         }

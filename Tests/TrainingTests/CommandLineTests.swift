@@ -76,6 +76,50 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: outside, encoding: .utf8), "untouched")
     }
 
+    /// Every whole-file output (predictions, evaluation JSON, plots, safetensors) refuses a
+    /// path that is a symbolic link, a FIFO or a device, and leaves it as it was: nothing is
+    /// written through a planted link, no device is replaced by a regular file.
+    func testOutputsThatAreNotRegularFilesAreRefused() throws {
+        let folder = Self.corpus.subfolder("special-outputs")
+        try FileManager.default.createDirectory(atPath: folder + "/audio", withIntermediateDirectories: true)
+        var generator = SplitMix64(seed: 2)
+        try NumpyFile.write(folder + "/audio/a.npy", rows: 20, columns: 12, values: (0..<240).map { _ in generator.normal() })
+        let outside = folder + "/outside.txt"
+        try Data("untouched".utf8).write(to: URL(fileURLWithPath: outside))
+        let run = (Self.checkpoint as NSString).deletingLastPathComponent
+        let commands: [(String, [String], String)] = [
+            ("predict --output", ["predict", "--checkpoint", Self.checkpoint, "--audio", folder + "/audio", "--output"], "out.csv"),
+            ("evaluate --json", ["evaluate", "--checkpoint", Self.checkpoint, "--corpus", Self.corpus.path, "--json"], "report.json"),
+            ("plot --output", ["plot", run, "--output"], "curves-loss.svg"),
+            ("export --safetensors", ["export", "--checkpoint", Self.checkpoint, "--safetensors"], "model.safetensors"),
+        ]
+        var kinds: [(String, (String) throws -> Void, (String) -> Bool)] = [
+            ("a symbolic link", { try FileManager.default.createSymbolicLink(atPath: $0, withDestinationPath: outside) },
+             { _ in (try? String(contentsOfFile: outside, encoding: .utf8)) == "untouched" }),
+            ("a FIFO", { XCTAssertEqual(mkfifo($0, 0o600), 0) }, { Self.fileType($0) == S_IFIFO }),
+        ]
+        if getuid() == 0 {  // a character device (the null device's numbers), root only
+            kinds.append(("a device", { XCTAssertEqual(mknod($0, S_IFCHR | 0o600, dev_t((1 << 8) | 3)), 0) }, { Self.fileType($0) == S_IFCHR }))
+        }
+        for (kind, make, unchanged) in kinds {
+            for (name, arguments, file) in commands {
+                let target = folder + "/" + kind.replacingOccurrences(of: " ", with: "-") + "-" + file
+                try make(target)
+                // plot names its outputs PREFIX-loss.svg and PREFIX-dev.svg
+                let path = name == "plot --output" ? String(target.dropLast("-loss.svg".count)) : target
+                let result = try VAVLBinary.run(arguments + [path])
+                XCTAssertNotEqual(result.status, 0, "\(name) over \(kind)")
+                XCTAssertTrue(result.error.contains("not a regular file"), "\(name) over \(kind): \(result.error)")
+                XCTAssertTrue(unchanged(target), "\(name) changed \(kind)")
+            }
+        }
+    }
+
+    private static func fileType(_ path: String) -> mode_t {
+        var status = stat()
+        return lstat(path, &status) == 0 ? status.st_mode & S_IFMT : 0
+    }
+
     /// The safetensors export carries everything a PyTorch user needs to predict: the
     /// canonical weights, the configuration (label transform and names) and the feature
     /// normalisation. (`Scripts/reference/check_export.py` runs it through PyTorch.)

@@ -44,6 +44,30 @@ public enum SafeFiles {
         }
     }
 
+    /// Writes `contents` to `path` as a whole, atomically: refused if `path` exists and is
+    /// not a regular file (``requireReplaceable(_:)``); written to an exclusive temporary
+    /// file beside it (``createTemporary(for:hidden:)``), then renamed over it, so a reader
+    /// never sees half a file and nothing is left behind on an error. Every whole-file
+    /// output of the program goes through here.
+    public static func replace(_ path: String, with contents: Data) throws {
+        try requireReplaceable(path)
+        let temporary = try createTemporary(for: path)
+        do {
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
+            defer { try? handle.close() }
+            try handle.write(contentsOf: contents)
+            try handle.synchronize()
+        } catch {
+            unlink(temporary)
+            throw Refusal(path: path, problem: "cannot write: \(error.localizedDescription)")
+        }
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw Refusal(path: path, problem: "cannot replace: \(reason)")
+        }
+    }
+
     /// Opens `path` for appending, creating it if absent, without following a symbolic link
     /// and refusing anything but a regular file. The corresponding C function is `open(2)`.
     public static func openForAppending(_ path: String) throws -> FileHandle {

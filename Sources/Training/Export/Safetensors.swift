@@ -46,14 +46,6 @@ public enum Safetensors {
         var file = Data(bytes: &length, count: 8)
         file.append(json)
         file.append(payload)
-        try SafeFiles.requireReplaceable(path)
-        let temporary = try SafeFiles.createTemporary(for: path)
-        do {
-            try file.write(to: URL(fileURLWithPath: temporary))
-            guard rename(temporary, path) == 0 else { throw CocoaError(.fileWriteUnknown) }
-        } catch {
-            unlink(temporary)
-            throw error
-        }
+        try SafeFiles.replace(path, with: file)
     }
 }

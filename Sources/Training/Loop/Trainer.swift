@@ -1,5 +1,6 @@
 import CMachine
 import Foundation
+import HDF5
 import MPI
 import VAVLCore
 import VAVLData
@@ -300,7 +301,7 @@ public final class Trainer {
         communicator.abortOnError("writing \(path)") {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(configuration).write(to: URL(fileURLWithPath: path), options: .atomic)
+            try SafeFiles.replace(path, with: encoder.encode(configuration))
         }
     }
 
