@@ -238,6 +238,44 @@ def full_run(work, models, media):
 # ----------------------------------------------------------------------------- tests
 
 
+def test_missing_boxes_keep_the_previous_one_and_the_first_fills_the_start():
+    """The rules of a frame without a detection, before smoothing: frames before the first
+    detection take the first box, a gap mid-clip keeps the box before it; no face at all
+    gives None (the caller then uses the centre crop and reports it)."""
+    a, b = np.array([10.0, 20, 110, 120]), np.array([50.0, 60, 150, 160])
+    filled = extract.fill_and_smooth([None, None, a, None, None, b, None], window=1)
+    np.testing.assert_array_equal(filled, np.stack([a, a, a, a, a, b, b]))
+    assert extract.fill_and_smooth([None, None, None], window=5) is None
+    assert extract.fill_and_smooth([], window=5) is None
+
+
+def test_smoothing_is_a_centred_moving_average_with_held_ends():
+    """A step from box a to box b, smoothed over 3 frames: the frame before and after the
+    step move a third of the way; a constant track and the ends stay as they are."""
+    a, b = np.array([0.0, 0, 30, 30]), np.array([30.0, 0, 60, 30])
+    smoothed = extract.fill_and_smooth([a, a, a, b, b, b], window=3)
+    assert smoothed.shape == (6, 4)
+    np.testing.assert_allclose(smoothed[0], a)
+    np.testing.assert_allclose(smoothed[2], a + (b - a) / 3)
+    np.testing.assert_allclose(smoothed[3], a + 2 * (b - a) / 3)
+    np.testing.assert_allclose(smoothed[5], b)
+    constant = extract.fill_and_smooth([a] * 4, window=5)
+    np.testing.assert_allclose(constant, np.stack([a] * 4))
+
+
+def test_square_crop_stays_inside_the_frame():
+    """The crop is square, enlarged by the margin, moved inside the frame, and shrunk only
+    when the frame is smaller than it."""
+    x0, y0, x1, y1 = extract.square_crop_box((100, 100, 140, 160), width=640, height=480, margin=0.25)
+    assert (x1 - x0) == (y1 - y0) == 90
+    x0, y0, x1, y1 = extract.square_crop_box((0, 0, 40, 40), width=640, height=480, margin=0.5)
+    assert (x0, y0) == (0, 0) and x1 - x0 == 80
+    x0, y0, x1, y1 = extract.square_crop_box((600, 440, 640, 480), width=640, height=480, margin=0.5)
+    assert (x1, y1) == (640, 480)
+    x0, y0, x1, y1 = extract.square_crop_box((0, 0, 400, 400), width=320, height=240, margin=0.5)
+    assert (x0, y0, x1, y1)[2] - x0 == 240 and 0 <= x0 and x1 <= 320 and y1 <= 240
+
+
 def test_outputs_shapes_and_dtypes(full_run):
     out = full_run["out"]
     for uid in GOOD:
