@@ -140,6 +140,50 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: options.outputDirectory).filter { $0.contains("partial") }, [])
     }
 
+    /// Normalisation statistics and Adam moments are checked like the weights: non-finite
+    /// values, a non-positive standard deviation, a negative second moment or a tensor of
+    /// the wrong length are errors naming the dataset, and the model is left unchanged.
+    func testNonFiniteStatisticsAndMomentsAreRefused() throws {
+        let corpus = Self.corpus!
+        var options = corpus.options("poisoned-state")
+        options.maxIterations = 1
+        let trainer = try Trainer(configuration: try corpus.configuration(), options: options, communicator: .selfOnly)
+        trainer.run()
+        let path = options.outputDirectory + "/checkpoint-last.h5"
+        let parameter = trainer.model.store.parameters[2]
+        func poisoned(_ name: String, _ change: (HDF5File) throws -> Void) throws -> String {
+            let copy = options.outputDirectory + "/\(name).h5"
+            try? FileManager.default.removeItem(atPath: copy)
+            try FileManager.default.copyItem(atPath: path, toPath: copy)
+            try change(try HDF5File.open(copy, writable: true))
+            return copy
+        }
+        func replace<T: HDF5Scalar>(_ group: HDF5Group, _ name: String, _ edit: (inout [T]) -> Void) throws {
+            var values = try group.openDataset(name).read(as: T.self)
+            edit(&values)
+            try group.removeForTesting(name)
+            try group.writeDataset(name, values)
+        }
+        let cases: [(String, String, (HDF5File) throws -> Void)] = [
+            ("mean-inf", "audio_mean", { try replace($0.openGroup("normalization"), "audio_mean") { (v: inout [Double]) in v[0] = .infinity } }),
+            ("std-zero", "video_std", { try replace($0.openGroup("normalization"), "video_std") { (v: inout [Double]) in v[1] = 0 } }),
+            ("std-short", "audio_std", { try replace($0.openGroup("normalization"), "audio_std") { (v: inout [Double]) in v.removeLast() } }),
+            ("m-nan", "m", { try replace($0.openGroup("optimizer").openGroup(parameter.name), "m") { (v: inout [Float]) in v[0] = .nan } }),
+            ("v-negative", "v", { try replace($0.openGroup("optimizer").openGroup(parameter.name), "v") { (v: inout [Float]) in v[0] = -1 } }),
+            ("m-short", "m", { try replace($0.openGroup("optimizer").openGroup(parameter.name), "m") { (v: inout [Float]) in v.removeLast() } }),
+        ]
+        let store = trainer.model.store
+        let before = Array(UnsafeBufferPointer(start: store.values, count: store.parameterCount))
+        for (name, dataset, change) in cases {
+            let file = try poisoned(name, change)
+            XCTAssertThrowsError(try Checkpoint.load(file, into: trainer.model, optimizer: trainer.algorithm.optimizer), name) {
+                XCTAssertTrue("\($0)".contains(dataset), "\(name): \($0)")
+            }
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: store.values, count: store.parameterCount)), before, "\(name) changed the model")
+        }
+        XCTAssertNoThrow(try Checkpoint.load(path, into: trainer.model, optimizer: trainer.algorithm.optimizer))
+    }
+
     /// Interrupted after epoch 1 and resumed, a run ends with exactly the parameters of an
     /// uninterrupted run (same plan, dropout keys, Adam state, BatchNorm buffers).
     func testResumeAfterAnEpochGivesTheUninterruptedResult() throws {

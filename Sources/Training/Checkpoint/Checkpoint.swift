@@ -155,6 +155,17 @@ public enum Checkpoint {
             try dataset.checkStorage(fileSize: fileSize)
             return dataset
         }
+        /// `values` if every one is finite (and, with `count`, there are that many).
+        func finite<Value: BinaryFloatingPoint>(_ values: [Value], _ dataset: HDF5Dataset, _ what: String,
+                                                count: Int? = nil) throws -> [Value] {
+            if let count, values.count != count {
+                throw HDF5Error(file: path, object: dataset.path, problem: "\(values.count) values, the model needs \(count)")
+            }
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw HDF5Error(file: path, object: dataset.path, problem: "value \(bad) is \(values[bad]): the checkpoint holds non-finite \(what)")
+            }
+            return values
+        }
         try ensureCompatible(stored, model.configuration, path: path)
         var parameterValues: [[Float]] = []
         let params = try file.openGroup("params")
@@ -163,13 +174,9 @@ public enum Checkpoint {
             guard dataset.shape == parameter.shape else {
                 throw HDF5Error(file: path, object: dataset.path, problem: "shape \(dataset.shape), the model needs \(parameter.shape)")
             }
-            let values = try dataset.read(as: Float.self)
             // A model with NaN or infinite weights scores nothing meaningfully: refused here,
             // for every command that loads a checkpoint.
-            if let bad = values.firstIndex(where: { !$0.isFinite }) {
-                throw HDF5Error(file: path, object: dataset.path, problem: "value \(bad) is \(values[bad]): the checkpoint holds non-finite parameters")
-            }
-            parameterValues.append(values)
+            parameterValues.append(try finite(dataset.read(as: Float.self), dataset, "parameters"))
         }
         let buffers = try file.openGroup("buffers")
         var bufferValues: [[Float]] = []
@@ -178,11 +185,7 @@ public enum Checkpoint {
             guard dataset.elementCount == buffer.count else {
                 throw HDF5Error(file: path, object: dataset.path, problem: "\(dataset.elementCount) values, the model needs \(buffer.count)")
             }
-            let values = try dataset.read(as: Float.self)
-            if let bad = values.firstIndex(where: { !$0.isFinite }) {
-                throw HDF5Error(file: path, object: dataset.path, problem: "value \(bad) is \(values[bad]): the checkpoint holds non-finite statistics")
-            }
-            bufferValues.append(values)
+            bufferValues.append(try finite(dataset.read(as: Float.self), dataset, "statistics"))
         }
         let counterValues = try store.counters.map { try buffers.openDataset($0.name).read(as: Int64.self).first ?? 0 }
         var moments: [([Float], [Float], Int64)] = []
@@ -190,17 +193,30 @@ public enum Checkpoint {
             let group = try file.openGroup("optimizer")
             for parameter in store.parameters {
                 let entry = try group.openGroup(parameter.name)
-                moments.append((try checked(entry.openDataset("m")).read(as: Float.self), try checked(entry.openDataset("v")).read(as: Float.self),
-                                try entry.openDataset("step").read(as: Int64.self).first ?? 0))
+                let first = try checked(entry.openDataset("m")), second = try checked(entry.openDataset("v"))
+                let m = try finite(first.read(as: Float.self), first, "optimizer moments", count: parameter.count)
+                let v = try finite(second.read(as: Float.self), second, "optimizer moments", count: parameter.count)
+                if let bad = v.firstIndex(where: { $0 < 0 }) {
+                    throw HDF5Error(file: path, object: second.path, problem: "value \(bad) is \(v[bad]): a second moment cannot be negative")
+                }
+                let step = try entry.openDataset("step").read(as: Int64.self).first ?? 0
+                guard step >= 0 else { throw HDF5Error(file: path, object: entry.path, problem: "step \(step) is negative") }
+                moments.append((m, v, step))
             }
         }
         let normalizationGroup = try file.openGroup("normalization")
         func statistics(_ name: String) throws -> FeatureStatistics? {
             guard normalizationGroup.contains("\(name)_mean") else { return nil }
             let frames = (try? normalizationGroup.attribute("\(name)_frames", as: Int64.self)) ?? 0
-            return FeatureStatistics(mean: try normalizationGroup.openDataset("\(name)_mean").read(as: Double.self),
-                                     std: try normalizationGroup.openDataset("\(name)_std").read(as: Double.self),
-                                     frameCount: Int(frames))
+            let dimension = name == "audio" ? model.configuration.audioDimension : model.configuration.videoDimension
+            let meanDataset = try checked(normalizationGroup.openDataset("\(name)_mean"))
+            let stdDataset = try checked(normalizationGroup.openDataset("\(name)_std"))
+            let std = try finite(stdDataset.read(as: Double.self), stdDataset, "normalisation statistics", count: dimension)
+            if let bad = std.firstIndex(where: { $0 <= 0 }) {
+                throw HDF5Error(file: path, object: stdDataset.path, problem: "value \(bad) is \(std[bad]): a standard deviation must be positive")
+            }
+            return FeatureStatistics(mean: try finite(meanDataset.read(as: Double.self), meanDataset, "normalisation statistics", count: dimension),
+                                     std: std, frameCount: Int(max(frames, 0)))
         }
         let normalization = Normalization(audio: try statistics("audio"), video: try statistics("video"))
         let stateGroup = try file.openGroup("state")
