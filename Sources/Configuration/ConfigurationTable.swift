@@ -132,7 +132,9 @@ public struct ConfigurationField: @unchecked Sendable {
             // As it is written in JSON, so the printed table can be pasted into a config.
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            guard let data = try? encoder.encode(configuration[keyPath: path]) else { return "?" }
+            guard let data = try? encoder.encode(configuration[keyPath: path]) else {
+                return "\(configuration[keyPath: path])"  // JSON has no NaN or infinity
+            }
             return String(decoding: data, as: UTF8.self).replacingOccurrences(of: ",", with: ", ")
         }
     }

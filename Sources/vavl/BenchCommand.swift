@@ -18,9 +18,15 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var model: ModelShapeOptions
     @OptionGroup var step: StepOptions
-    @Option(help: "Compute threads per rank (matrix products and elementwise passes).") var threads: Int?
-    @Option(help: "Timed iterations.") var iterations = 5
-    @Option(help: "Untimed warm-up iterations.") var warmup = 1
+    @Option(help: "Compute threads per rank (matrix products and elementwise passes). Valid: 1…1024.") var threads: Int?
+    @Option(help: "Timed iterations. Valid: 1…100000.") var iterations = 5
+    @Option(help: "Untimed warm-up iterations. Valid: 0…100000.") var warmup = 1
+
+    func validate() throws {
+        guard (1...100_000).contains(iterations) else { throw ValidationError("--iterations \(iterations): valid 1…100000") }
+        guard (0...100_000).contains(warmup) else { throw ValidationError("--warmup \(warmup): valid 0…100000") }
+        if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads \(threads): valid 1…1024") }
+    }
     @Flag(help: "Skip the sgemm reference and the inference latencies.") var stepOnly = false
     @Flag(help: "Reduce gradients only after the backward (no overlap), to measure what the overlap buys.") var noOverlap = false
     @Flag(help: "Time one Conformer encoder (input 50 → dim, the acoustic block count) on 32 utterances of 100–200 frames instead.")
@@ -36,6 +42,9 @@ struct BenchCommand: ParsableCommand {
             }
             configuration.outputDimension = 6
             configuration.task = .categorical
+            // The synthetic batch: up to 200 audio and 120 video frames per utterance.
+            let batchBytes = Double(configuration.batchSize) * Double(200 * configuration.audioDimension + 120 * configuration.videoDimension) * 4
+            try ensureFitsInMemory(configuration, training: true, extraBytes: batchBytes, source: "bench")
             if let threads { BLAS.threadCount = threads }
             if encoderOnly {
                 var generator = SplitMix64(seed: 2024)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VAVLCore
+import VAVLTraining
 
 /// The configuration flags of `train` and the experiments: what is built, how a step
 /// computes, and the schedule — three groups, because `summary` only builds a model and
@@ -25,13 +26,35 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
-/// One validation for every source: the flags, the config file and the preset.
-func validated(_ configuration: VAVLConfiguration) throws -> VAVLConfiguration {
+/// One validation for every source. A config file is validated as it is read (its errors
+/// name the file); what is wrong after the flags are applied is the flags', and the error
+/// names the flag that sets the key.
+/// `flags`: a command's own flags for keys beyond ``flagSetting``.
+func validated(_ configuration: VAVLConfiguration, flags: [String: String] = [:]) throws -> VAVLConfiguration {
     if let (key, problem) = configuration.problems().first {
-        throw ValidationError("invalid configuration: '\(key)': \(problem)")
+        let flag = (flags[key] ?? flagSetting[key]).map { "\($0) (key '\(key)')" } ?? "'\(key)'"
+        throw ValidationError("invalid configuration: \(flag): \(problem)")
     }
     return configuration
 }
+
+/// ``MemoryCheck/ensureFits(_:training:extraBytes:source:)`` as a command-line error.
+func ensureFitsInMemory(_ configuration: VAVLConfiguration, training: Bool, extraBytes: Double = 0, source: String) throws {
+    do {
+        try MemoryCheck.ensureFits(configuration, training: training, extraBytes: extraBytes, source: source)
+    } catch let error as MemoryCheck.TooLarge {
+        throw ValidationError(error.description)
+    }
+}
+
+/// The flag that sets each configuration key, where one does.
+let flagSetting: [String: String] = [
+    "dim": "--dim", "heads": "--heads", "blocks_a": "--blocks", "blocks_v": "--blocks", "blocks_s": "--blocks",
+    "conv_kernel": "--conv-kernel", "k_proj": "--proj-kernel", "proj_dim": "--proj-dim", "alpha": "--alpha",
+    "batch_size": "--batch-size", "input_dropout": "--dropout", "ff_dropout": "--dropout", "attn_dropout": "--dropout",
+    "mhsa_dropout": "--dropout", "conv_dropout": "--dropout", "head_dropout": "--dropout", "phase_order": "--phase-order",
+    "lr": "--lr", "epochs": "--epochs", "seed": "--seed", "sampler": "--sampler", "batchnorm": "--batchnorm",
+]
 
 /// What is built: the preset, a config file, the sizes and the ablations that remove parts.
 struct ModelShapeOptions: ParsableArguments {
@@ -84,6 +107,11 @@ struct ModelShapeOptions: ParsableArguments {
                 throw ValidationError(error.description)
             } catch {
                 throw ValidationError("--config \(config): \(error)")
+            }
+            do {
+                try configuration.validate(source: "--config \(config)")
+            } catch let error as ConfigurationError {
+                throw ValidationError("invalid configuration: \(error.description)")
             }
         }
         return configuration

@@ -23,6 +23,8 @@ struct SummaryCommand: ParsableCommand {
         configuration.audioDimension = audioDimension
         configuration.videoDimension = videoDimension
         configuration.outputDimension = outputs
+        configuration = try validated(configuration, flags: ["d_a": "--audio-dimension", "d_v": "--video-dimension", "out_dim": "--outputs"])
+        try ensureFitsInMemory(configuration, training: false, source: "summary")
         let store = VAVLModel(configuration).store
         let components: [(String, [String])] = [
             ("θ_a  acoustic branch (proj conv + encoder)", ["acoustic"]),

@@ -78,9 +78,8 @@ struct TrainingFlags: ParsableArguments {
         // Flags the user typed override the config file; absent ones keep its values.
         if let sampler { configuration.sampler = sampler }
         if let batchnorm { configuration.batchnorm = batchnorm }
-        if let (key, problem) = configuration.problems().first {
-            throw ValidationError("invalid configuration: '\(key)': \(problem)")
-        }
+        configuration = try validated(configuration)
+        try ensureFitsInMemory(configuration, training: true, source: "the configuration")
         var resumeChanges: [ResumeChange] = []
         if let stored {
             resumeChanges = try Self.checkResume(configuration, against: stored.configuration, path: stored.path,

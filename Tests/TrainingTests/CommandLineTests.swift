@@ -205,7 +205,13 @@ final class CommandLineTests: XCTestCase {
             (["--lr=-1"], "lr"), (["--epochs=-1"], "epochs"), (["--phase-order", "visual,visual,visual"], "phase_order"),
             (["--config", config], "learning_rate"), (["--sampler", "random"], "sampler"), (["--precision", "fp8"], "fp8"),
             (["--bucket-size", "0"], "--bucket-size"),
+            // The error names what the user typed: the flag, or the config file and its key.
+            (["--dropout", "1.5"], "--dropout (key 'input_dropout')"), (["--lr", "nan"], "--lr (key 'lr'): nan"),
+            (["--config", folder + "/negative.json"], "--config \(folder)/negative.json: 'dim'"),
+            // Within every range, but not within this machine's memory: refused before allocating.
+            (["--dim", "16384", "--heads", "16"], "GiB, more than this machine's"),
         ]
+        try Data(#"{"dim": -16}"#.utf8).write(to: URL(fileURLWithPath: folder + "/negative.json"))
         for (flags, named) in cases {
             let result = try VAVLBinary.run(["train", "--corpus", Self.corpus.path, "--out", folder + "/run", "--model", "tiny",
                                              "--max-iterations", "0", "--quiet"] + flags)
@@ -400,12 +406,23 @@ final class CommandLineTests: XCTestCase {
                       "-1,2,3", "1000000,1,1", "2147483648", "16384", "16385", "-0", "0.5", "1,2,3,4"]
         for _ in 0..<80 {
             var arguments = ["summary", "--model", "tiny"]
-            for _ in 0..<(1 + Int(generator.next() % 2)) { arguments += [pick(flags), pick(values)] }
+            for _ in 0..<(1 + Int(generator.next() % 2)) {
+                // "--flag=-1" reaches the value check; "--flag -1" is a parse error.
+                let (flag, value) = (pick(flags), pick(values))
+                arguments += generator.next() % 2 == 0 ? [flag, value] : ["\(flag)=\(value)"]
+            }
             let result = try VAVLBinary.run(arguments)
             XCTAssertTrue([0, 1, 64].contains(result.status), "\(arguments): status \(result.status)\n\(result.error)")
             if result.status == 1 {
                 XCTAssertTrue(result.error.contains("'") || result.error.contains("--"), "\(arguments): \(result.error)")
             }
+        }
+        // Sizes each within range whose model would not fit, and bench's counts.
+        for arguments in [["summary", "--dim", "16384", "--heads", "1"], ["bench", "--model", "tiny", "--batch-size", "1000000"],
+                          ["bench", "--model", "tiny", "--iterations", "0"], ["bench", "--model", "tiny", "--warmup=-1"]] {
+            let result = try VAVLBinary.run(arguments)
+            XCTAssertTrue([1, 64].contains(result.status), "\(arguments): status \(result.status)\n\(result.error)")
+            XCTAssertTrue(result.error.contains("GiB") || result.error.contains("valid"), "\(arguments): \(result.error)")
         }
     }
 

@@ -39,11 +39,22 @@ public final class VAVLModel {
     private var acousticHeadRange = 0..<0, visualHeadRange = 0..<0
     private let representationGradient = Matrix()
 
+    /// The number of parameters `config` gives, without allocating them: the module tree is
+    /// built into a registry alone (layers allocate nothing until they run).
+    public static func parameterCount(_ config: VAVLConfiguration) -> Int {
+        let registry = ParameterRegistry()
+        _ = VAVLModel(config, registry: registry, allocating: false)
+        return registry.parameterCount
+    }
+
     /// Builds the module tree; parameters start at their deterministic constants — call
     /// ``initialize(seed:)`` or load a checkpoint.
-    public init(_ config: VAVLConfiguration) {
+    public convenience init(_ config: VAVLConfiguration) {
+        self.init(config, registry: ParameterRegistry(), allocating: true)
+    }
+
+    private init(_ config: VAVLConfiguration, registry: ParameterRegistry, allocating: Bool) {
         configuration = config
-        let registry = ParameterRegistry()
         let withReconstruction = config.reconstructionWeight > 0
         func head(_ name: String, inputs: Int, outputs: Int) -> MLPHead {
             MLPHead(registry, name, inputs: inputs, hidden1: config.headHidden1, hidden2: config.headHidden2,
@@ -63,7 +74,7 @@ public final class VAVLModel {
         audioVisualHead = config.audioVisualHead ? head("head_av", inputs: 2 * config.dim, outputs: config.outputDimension) : nil
         groups = PhaseGroups(acoustic: 0..<sharedEnd, visual: sharedStart..<visualEnd,
                              audioVisual: visualEnd..<registry.parameterCount, shared: sharedStart..<sharedEnd)
-        store = ParameterStore(registry)
+        store = ParameterStore(allocating ? registry : ParameterRegistry())
         store.precision = config.precision
         acousticBranchRange = store.range(ofPrefixes: ["acoustic"])
         visualBranchRange = store.range(ofPrefixes: ["visual"])

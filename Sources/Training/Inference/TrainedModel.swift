@@ -16,6 +16,7 @@ public final class TrainedModel {
     public init(checkpoint path: String, precision: Precision? = nil) throws {
         self.path = path
         let configuration = try Checkpoint.configuration(path)
+        try MemoryCheck.ensureFits(configuration, training: false, source: path)
         model = VAVLModel(configuration)
         (normalization, state) = try Checkpoint.load(path, into: model)
         if let precision { model.store.precision = precision }
