@@ -106,10 +106,14 @@ public struct ConfigurationField: @unchecked Sendable {
     let decodeValue: (inout VAVLConfiguration, KeyedDecodingContainer<ConfigurationKey>) throws -> Void
     let isValid: (VAVLConfiguration) -> Bool
     let isEqual: (VAVLConfiguration, VAVLConfiguration) -> Bool
+    let assign: (inout VAVLConfiguration, VAVLConfiguration) -> Void
     let text: (VAVLConfiguration) -> String
 
     /// The value of this field in `configuration`, as printed.
     public func value(in configuration: VAVLConfiguration) -> String { text(configuration) }
+
+    /// Sets this field of `target` to its value in `source`.
+    public func copy(from source: VAVLConfiguration, into target: inout VAVLConfiguration) { assign(&target, source) }
 
     /// The default, as printed.
     public var defaultValue: String { text(VAVLConfiguration()) }
@@ -128,6 +132,7 @@ public struct ConfigurationField: @unchecked Sendable {
         }
         isValid = { range.accepts($0[keyPath: path]) }
         isEqual = { $0[keyPath: path] == $1[keyPath: path] }
+        assign = { $0[keyPath: path] = $1[keyPath: path] }
         text = { configuration in
             // As it is written in JSON, so the printed table can be pasted into a config.
             let encoder = JSONEncoder()

@@ -17,6 +17,22 @@ struct ModelOptions: ParsableArguments {
     var namesABase: Bool { model.namesABase }
     func base() throws -> VAVLConfiguration { try model.base() }
 
+    /// What a resumed run starts from: the checkpoint's configuration, with the keys the
+    /// user named again over it — the preset's model (`--model`: its model-defining keys
+    /// only, which must then agree with the checkpoint's) and the keys a `--config` file
+    /// holds. A preset's training keys the user never typed (its epochs, batch size, …)
+    /// do not replace the checkpoint's: repeating a command line changes nothing.
+    func resumeBase(_ stored: VAVLConfiguration) throws -> VAVLConfiguration {
+        guard namesABase else { return stored }
+        let named = try model.base(over: stored)
+        let fileKeys = try model.configFileKeys()
+        var configuration = stored
+        for field in VAVLConfiguration.fields where fileKeys.contains(field.key) || (model.model != nil && field.resume == .fixed) {
+            field.copy(from: named, into: &configuration)
+        }
+        return configuration
+    }
+
     /// Preset → config file → flags, validated.
     func resolve() throws -> VAVLConfiguration { try validated(apply(to: try base())) }
 
@@ -80,25 +96,20 @@ struct ModelShapeOptions: ParsableArguments {
     /// Whether the preset or a config file was named (a resumed run takes neither).
     var namesABase: Bool { model != nil || config != nil }
 
-    /// The preset, then the config file over it.
-    func base() throws -> VAVLConfiguration {
+    /// The preset (or, without `--model`, `start` if given), then the config file over it.
+    func base(over start: VAVLConfiguration? = nil) throws -> VAVLConfiguration {
         var configuration: VAVLConfiguration
-        switch model ?? "paper" {
+        switch model {
+        case nil: configuration = start ?? .paper()
         case "paper": configuration = .paper()
         case "small": configuration = .small(audio: 1024, video: 1408, outputs: 6)
         case "tiny": configuration = .tiny(audio: 1024, video: 1408, outputs: 6)
         default: throw ValidationError("unknown --model '\(model ?? "")' (paper, small or tiny)")
         }
         if let config {
-            guard let data = FileManager.default.contents(atPath: config) else {
-                throw ValidationError("cannot read the config file \(config)")
-            }
             // Keys in the file override the preset; keys absent keep it.
             var merged = try JSONSerialization.jsonObject(with: JSONEncoder().encode(configuration)) as? [String: Any] ?? [:]
-            guard let file = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                throw ValidationError("\(config): not a JSON object")
-            }
-            for (key, value) in file { merged[key] = value }
+            for (key, value) in try configFile(config) { merged[key] = value }
             let decoder = JSONDecoder()
             decoder.userInfo[VAVLConfiguration.sourceKey] = "--config \(config)"
             do {
@@ -115,6 +126,22 @@ struct ModelShapeOptions: ParsableArguments {
             }
         }
         return configuration
+    }
+
+    /// The keys the `--config` file holds (none without one).
+    func configFileKeys() throws -> Set<String> {
+        guard let config else { return [] }
+        return Set(try configFile(config).keys)
+    }
+
+    private func configFile(_ path: String) throws -> [String: Any] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("cannot read the config file \(path)")
+        }
+        guard let file = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ValidationError("\(path): not a JSON object")
+        }
+        return file
     }
 
     func apply(to configuration: VAVLConfiguration) throws -> VAVLConfiguration {

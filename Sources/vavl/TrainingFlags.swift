@@ -46,14 +46,12 @@ struct TrainingFlags: ParsableArguments {
         var stored: (path: String, configuration: VAVLConfiguration)?
         if let resume {
             // A resumed run is the checkpoint's run: its configuration, with only the changes
-            // a resume may make (DESIGN §6, resume rules). Without --model or --config the
-            // typed flags apply to the stored configuration; with them (a requeued job
-            // repeating its whole command line) the result must agree with it.
+            // a resume may make (DESIGN §6, resume rules): the keys a --config file holds,
+            // the model of a --model preset (which must agree) and the typed flags, over it.
             let path = Trainer.checkpointPath(resume)
             stored = (path, try Checkpoint.configuration(path))
         }
-        let base = stored.map { modelOptions.namesABase ? nil : $0.configuration } ?? nil
-        configuration = try modelOptions.apply(to: base ?? modelOptions.base())
+        configuration = try modelOptions.apply(to: stored.map { try modelOptions.resumeBase($0.configuration) } ?? modelOptions.base())
         for setting in override {
             let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { throw ValidationError("--override needs KEY=VALUE, got '\(setting)'") }

@@ -191,6 +191,26 @@ final class CommandLineTests: XCTestCase {
                                        "--override", "learning_rate=0.5", "--quiet"])
         XCTAssertNotEqual(typo.status, 0)
         XCTAssertTrue(typo.error.contains("learning_rate") && typo.error.contains("unknown key"), typo.error)
+        // Naming the preset again changes nothing the user did not type: not the preset's
+        // epochs, batch size or lr; a config file holding only keys equal to the run's neither.
+        let config = run + "-same.json"
+        try Data(#"{"sampler": "natural", "batchnorm": "sync", "dim": 16}"#.utf8).write(to: URL(fileURLWithPath: config))
+        for named in [["--model", "tiny"], ["--config", config], ["--model", "tiny", "--config", config]] {
+            let repeated = try VAVLBinary.run(["train", "--corpus", Self.corpus.path, "--out", run, "--resume", run,
+                                               "--max-iterations", "0"] + named)
+            XCTAssertEqual(repeated.status, 0, "\(named): \(repeated.error)")
+            XCTAssertFalse(repeated.output.contains("resume: "), "\(named) changed: \(repeated.output)")
+            let kept = try Checkpoint.configuration(run + "/checkpoint-last.h5")
+            XCTAssertEqual([kept.epochs, kept.batchSize], [2, 16], "\(named)")
+            XCTAssertEqual(kept.learningRate, 0.5, "\(named)")
+        }
+        // ... but a preset or a config key of another model is refused, naming it.
+        try Data(#"{"dim": 32}"#.utf8).write(to: URL(fileURLWithPath: config))
+        for named in [["--model", "small"], ["--config", config]] {
+            let other = try VAVLBinary.run(["train", "--corpus", Self.corpus.path, "--out", run, "--resume", run, "--quiet"] + named)
+            XCTAssertNotEqual(other.status, 0, "\(named)")
+            XCTAssertTrue(other.error.contains("dim 16 → "), "\(named): \(other.error)")
+        }
     }
 
     /// Values out of range, from flags or a config file, end with one line naming the flag or
