@@ -204,6 +204,16 @@ final class CommandLineTests: XCTestCase {
             XCTAssertEqual([kept.epochs, kept.batchSize], [2, 16], "\(named)")
             XCTAssertEqual(kept.learningRate, 0.5, "\(named)")
         }
+        // The corpus may move, but it must hold the same utterances in the same splits.
+        let other = try TinyCorpus(utterances: 120)
+        let moved = Self.corpus.folder + "/moved.h5"
+        try? FileManager.default.removeItem(atPath: moved)
+        try FileManager.default.copyItem(atPath: Self.corpus.path, toPath: moved)
+        let sameCorpus = try VAVLBinary.run(["train", "--corpus", moved, "--out", run, "--resume", run, "--max-iterations", "0", "--quiet"])
+        XCTAssertEqual(sameCorpus.status, 0, sameCorpus.error)
+        let otherCorpus = try VAVLBinary.run(["train", "--corpus", other.path, "--out", run, "--resume", run, "--quiet"])
+        XCTAssertNotEqual(otherCorpus.status, 0)
+        XCTAssertTrue(otherCorpus.error.contains("not the corpus") && otherCorpus.error.contains("train "), otherCorpus.error)
         // ... but a preset or a config key of another model is refused, naming it.
         try Data(#"{"dim": 32}"#.utf8).write(to: URL(fileURLWithPath: config))
         for named in [["--model", "small"], ["--config", config]] {

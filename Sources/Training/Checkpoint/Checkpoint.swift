@@ -19,6 +19,9 @@ public struct TrainingState: Codable, Equatable, Sendable {
     /// Best development loss so far and its epoch (model selection, DESIGN §3).
     public var bestLoss: Double = .infinity
     public var bestEpoch: Int = -1
+    /// The corpus the run trains on (`SplitAssignment.fingerprint`); empty in checkpoints
+    /// written before it was recorded.
+    public var corpusFingerprint = ""
 
     public init() {}
 }
@@ -116,6 +119,7 @@ public enum Checkpoint {
         try stateGroup.setAttribute("world_size", value: Int64(state.worldSize))
         try stateGroup.setAttribute("best_loss", value: state.bestLoss)
         try stateGroup.setAttribute("best_epoch", value: Int64(state.bestEpoch))
+        try stateGroup.setAttribute("corpus_fingerprint", string: state.corpusFingerprint)
         try file.flush()
         try file.closeChecked()
     }
@@ -228,6 +232,9 @@ public enum Checkpoint {
         state.worldSize = Int(try stateGroup.attribute("world_size", as: Int64.self))
         state.bestLoss = (try? stateGroup.attribute("best_loss", as: Double.self)) ?? .infinity
         state.bestEpoch = Int((try? stateGroup.attribute("best_epoch", as: Int64.self)) ?? -1)
+        if stateGroup.hasAttribute("corpus_fingerprint") {
+            state.corpusFingerprint = try stateGroup.stringAttribute("corpus_fingerprint")
+        }
 
         // Everything read and checked: now change the model.
         for (parameter, values) in zip(store.parameters, parameterValues) { store.setValues(parameter, values) }

@@ -41,4 +41,15 @@ public struct SplitAssignment: Sendable {
     public func rows(in split: Split) -> [Int] {
         splits.indices.filter { splits[$0] == split }
     }
+
+    /// What a resumed run must find again in the corpus named on its command line: per split,
+    /// the utterance count and a hash of the sorted ids ("train 96 3f2a…, dev 12 …, test 12
+    /// …"), readable in an error. Dimensions, task and labels are the configuration's.
+    public func fingerprint(ids: [String]) -> String {
+        Split.allCases.map { split in
+            let members = rows(in: split).map { ids[$0] }.sorted()
+            let hash = stableHash(members.joined(separator: "\n"))
+            return "\(split.rawValue) \(members.count) " + String(hash, radix: 16)
+        }.joined(separator: ", ")
+    }
 }

@@ -95,9 +95,17 @@ public final class Trainer {
         loader = BatchLoader(corpus: corpus, normalization: normalization,
                              labels: LabelMapping(task: configuration.task, transforms: configuration.labelTransform,
                                                   outputCount: configuration.outputDimension))
+        let fingerprint = assignment.fingerprint(ids: corpus.ids)
         if let resume = options.resume {
             let path = Trainer.checkpointPath(resume)
             (normalization, state) = try Checkpoint.load(path, into: step.trainedModel, optimizer: step.optimizer)
+            // The corpus may have moved, but it must be the same utterances in the same splits.
+            if state.corpusFingerprint.isEmpty {
+                log.say("note: \(path) records no corpus fingerprint (an older checkpoint): the corpus is not checked")
+            } else if state.corpusFingerprint != fingerprint {
+                throw CorpusError(file: corpus.path, "not the corpus \(path) was trained on (utterances per split and a hash of their ids): "
+                                  + "the checkpoint's \(state.corpusFingerprint); this one's \(fingerprint)")
+            }
             log.say("resuming from \(path): epoch \(state.epoch), iteration \(state.iteration), batch \(state.samplerPosition) of the epoch"
                     + (state.worldSize != communicator.size ? " (saved with \(state.worldSize) ranks, now \(communicator.size); the plan is global)" : ""))
         } else {
@@ -106,6 +114,7 @@ public final class Trainer {
         }
         state.seed = configuration.seed
         state.worldSize = communicator.size
+        state.corpusFingerprint = fingerprint
         loader.normalization = normalization
         ReplicaSynchronization.broadcastFromRankZero(step.trainedModel.store, communicator)
     }
