@@ -358,6 +358,7 @@ cluster_test_output_folder() {
   local name="unwritable output folder"
   cluster_timer
   cluster_expect_early_error "$name" "cannot create the output folder /proc/forbidden" /proc/forbidden/run
+  cluster_expect_early_error "a flag out of range" "invalid configuration: --dim (key 'dim'): -16" "$cluster_work/bad-flag" --dim=-16
   local mount="$cluster_work/mount"
   mkdir -p "$mount"
   if ! mount -t tmpfs -o size=2m,ro tmpfs "$mount" 2>"$cluster_work/mount.err"; then
@@ -450,10 +451,14 @@ PY
 # MESSAGE and without running an iteration.
 cluster_expect_early_error() {
   local name=$1 message=$2 out=$3 start
+  shift 3  # the rest: extra training flags
   start=$(date +%s.%N)
-  cluster_run "$name" 30 "${mpirun_cmd[@]}" -np 2 "$cluster_bin/vavl" "${cluster_train[@]}" --out "$out" || true
+  cluster_run "$name" 30 "${mpirun_cmd[@]}" -np 2 "$cluster_bin/vavl" "${cluster_train[@]}" --out "$out" "$@" || true
   [ "$cluster_status" -ne 0 ] && [ "$cluster_status" -ne 124 ] || cluster_fail "$name" "exit $cluster_status (0 = trained anyway, 124 = hang)" "$cluster_log"
   grep -q -- "$message" "$cluster_log" || cluster_fail "$name" "the message '$message' is missing" "$cluster_log"
+  # A user's error: every rank stops, the message once, no MPI_Abort banner.
+  [ "$(grep -c -- "$message" "$cluster_log")" -eq 1 ] || cluster_fail "$name" "the message is printed more than once" "$cluster_log"
+  ! grep -q "MPI_ABORT" "$cluster_log" || cluster_fail "$name" "MPI_Abort's banner for a user's error" "$cluster_log"
   ! grep -q "^epoch " "$cluster_log" || cluster_fail "$name" "training started before the error" "$cluster_log"
   echo "ok  $name ($(cluster_since "$start")s, exit $cluster_status, before any iteration): $(grep -m1 -- "$message" "$cluster_log" | cut -c1-140)"
 }

@@ -1,3 +1,4 @@
+import Foundation
 import MPI
 import VAVLCore
 
@@ -30,6 +31,30 @@ extension Communicator {
     /// The largest value of each element over the ranks (a report's peak memory). (`MPI_Allreduce`)
     public func maximumOverRanks(_ values: inout [Double], _ what: String) {
         abortOnError("comparing \(what)") { try allreduceMax(&values) }
+    }
+
+    /// Runs the job's set-up (`body`, which makes no collective call) and agrees on its
+    /// outcome before anything else is exchanged: if it failed on any rank — a flag, a file,
+    /// a run folder, the user's errors — every rank ends with status 1 and the message is
+    /// printed once, by the lowest rank that failed, with no `MPI_Abort` (its banner would
+    /// bury the one line that matters). Every rank calls it exactly once. (`MPI_Allreduce`)
+    public func agreeOnSetUp<Value>(_ body: () throws -> Value) -> Value {
+        var outcome: Result<Value, Error>
+        do { outcome = .success(try body()) } catch { outcome = .failure(error) }
+        var failure = [0.0]
+        if case .failure = outcome { failure[0] = Double(size - rank) }  // the lowest failing rank gives the largest
+        abortOnError("agreeing on the set-up") { try allreduceMax(&failure) }
+        switch outcome {
+        case .success(let value) where failure[0] == 0:
+            return value
+        case .failure(let error) where Int(failure[0]) == size - rank:
+            fputs((size > 1 ? "vavl: rank \(rank) of \(size): " : "vavl: ") + "\(error)\n", stderr)
+        default:
+            break  // another rank failed and says why
+        }
+        fflush(stdout)
+        fflush(stderr)
+        exit(1)  // MPI is finalised at exit, on every rank alike
     }
 
     /// Returns when every rank has got here: the end of training (no rank leaves before rank 0

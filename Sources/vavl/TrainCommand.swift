@@ -4,6 +4,7 @@ import Foundation
 import MPI
 import VAVLCore
 import VAVLData
+import VAVLDistributed
 import VAVLTraining
 
 struct TrainCommand: ParsableCommand {
@@ -29,8 +30,9 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let world = Communicator.world
+        // The user's errors (flags, config, corpus, run folder) end every rank with one line.
+        let (configuration, options) = world.agreeOnSetUp { try resolve(world) }
         let stopped = world.abortOnError { () -> Bool in
-            let (configuration, options) = try resolve(world)
             let trainer = try Trainer(configuration: configuration, options: options, communicator: world)
             trainer.run()
             return trainer.stoppedToResume
