@@ -11,7 +11,7 @@ struct EvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",
         abstract: "Score a checkpoint on a split with every head (AV, audio-only, video-only); also under mpirun.",
-        discussion: "Categorical: F1-macro, F1-micro, accuracy; dimensional: CCC per attribute; sentiment: MAE (DESIGN §1, §7).")
+        discussion: "Categorical: F1-macro, unweighted average recall, F1-micro, accuracy, per-class recall/precision/F1 and the confusion matrix; dimensional: CCC, Pearson and MAE per attribute and the mean CCC; sentiment: MAE, Pearson, binary accuracy and weighted F1 (negative vs positive) and 7-class accuracy. The table and --json hold the same scores (DESIGN §1, §7).")
 
     @OptionGroup var checkpoint: CheckpointOption
     @OptionGroup var precision: PrecisionOption

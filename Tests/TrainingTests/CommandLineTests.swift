@@ -274,6 +274,27 @@ final class CommandLineTests: XCTestCase {
         let report = try JSONDecoder().decode(EvaluationReport.self, from: Data(contentsOf: URL(fileURLWithPath: json)).keysFromSnakeCase())
         XCTAssertEqual(Set(report.heads.keys), ["audio_visual", "audio", "video"])
         XCTAssertNotNil(report.heads["audio"]?.metrics["f1_macro"])
+        // The table shows the confusion matrix too: a row per class, all utterances counted.
+        let lines = result.output.components(separatedBy: "\n")
+        let start = try XCTUnwrap(lines.firstIndex(of: "confusion matrix (audio_visual)"), result.output)
+        let labels = try XCTUnwrap(report.labelNames)
+        let rows = lines[(start + 2)..<(start + 2 + labels.count)]
+        XCTAssertEqual(rows.map { $0.split(separator: " ").first.map(String.init) }, labels.map { Optional($0) })
+        XCTAssertEqual(rows.flatMap { $0.split(separator: " ").dropFirst().compactMap { Int($0) } }.reduce(0, +),
+                       report.heads["audio_visual"]?.count)
+    }
+
+    /// A dimensional task's table: CCC, Pearson and MAE per attribute, in label order.
+    func testDimensionalTableShowsEveryAttributeMetric() {
+        let metrics = ["ccc_EmoAct": 0.5, "pearson_EmoAct": 0.6, "mae_EmoAct": 0.7, "ccc_EmoVal": 0.1, "pearson_EmoVal": 0.2,
+                       "mae_EmoVal": 0.3, "ccc_mean": 0.3, "loss": 1.4]
+        let report = EvaluationReport(checkpoint: "c.h5", corpus: "m.h5", split: "test", task: .dimensional, maskAudioPercent: 0,
+                                      maskVideoPercent: 0, heads: ["audio": HeadScores(count: 5, metrics: metrics)], chance: nil,
+                                      labelNames: ["EmoAct", "EmoVal"])
+        let header = report.table.components(separatedBy: "\n")[1].split(separator: " ").map(String.init)
+        XCTAssertEqual(header, ["head", "utterances", "ccc_EmoAct", "pearson_EmoAct", "mae_EmoAct",
+                                "ccc_EmoVal", "pearson_EmoVal", "mae_EmoVal", "ccc_mean"])
+        XCTAssertTrue(report.table.contains("0.6000") && report.table.contains("0.3000"), report.table)
     }
 
     func testPredictWithAudioOnlyVideoOnlyAndBoth() throws {

@@ -51,8 +51,10 @@ public struct EvaluationReport: Codable, Sendable {
         case .categorical: metricNames = ["f1_macro", "uar", "f1_micro", "accuracy", "loss"]
         case .sentiment: metricNames = ["mae", "pearson", "binary_accuracy", "binary_f1", "accuracy_7"]
         case .dimensional:
-            metricNames = (heads.values.first?.metrics.keys.filter { $0.hasPrefix("ccc_") && $0 != "ccc_mean" }.sorted() ?? [])
-                + ["ccc_mean"]
+            // Per attribute (label order): CCC, Pearson and MAE; then the mean CCC.
+            let attributes = labelNames ?? (heads.values.first?.metrics.keys.filter { $0.hasPrefix("ccc_") && $0 != "ccc_mean" }
+                .map { String($0.dropFirst(4)) }.sorted() ?? [])
+            metricNames = attributes.flatMap { ["ccc_\($0)", "pearson_\($0)", "mae_\($0)"] } + ["ccc_mean"]
         }
         var lines = ["\(split) split of \(corpus) — \(checkpoint)"]
         if maskAudioPercent > 0 || maskVideoPercent > 0 {
@@ -89,6 +91,15 @@ public struct EvaluationReport: Codable, Sendable {
                              + String(format: "%.4f", score.metrics["precision_\(label)"] ?? .nan).leftPadded(12)
                              + String(format: "%.4f", score.metrics["f1_\(label)"] ?? .nan).leftPadded(12)
                              + "\(confusion[c].reduce(0, +))".leftPadded(10))
+            }
+            // The confusion matrix: a row per true class, a column per predicted class.
+            let names = (0..<confusion.count).map { c in c < (labelNames ?? []).count ? labelNames![c] : "\(c)" }
+            let width = max(8, (names.map(\.count).max() ?? 0) + 1)
+            lines.append("")
+            lines.append("confusion matrix (\(name))")
+            lines.append("  true \\ predicted".padding(toLength: 24, withPad: " ", startingAt: 0) + names.map { $0.leftPadded(width) }.joined())
+            for (c, row) in confusion.enumerated() {
+                lines.append(("  " + names[c]).padding(toLength: 24, withPad: " ", startingAt: 0) + row.map { "\($0)".leftPadded(width) }.joined())
             }
         }
         return lines.joined(separator: "\n")
