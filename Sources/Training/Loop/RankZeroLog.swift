@@ -21,7 +21,7 @@ final class RankZeroLog {
     /// Epochs of the run, and this epoch's running sums for the progress line.
     private var totalEpochs = 0
     private var runningLoss: [Phase: (sum: Double, count: Int)] = [:]
-    private var runningSeconds = 0.0, runningIterations = 0, progressEpoch = -1
+    private var runningSeconds = 0.0, runningIterations = 0, runningUtterances = 0, progressEpoch = -1
     private var metricsPath = "metrics.jsonl"
     private let started = Date()
 
@@ -115,6 +115,7 @@ final class RankZeroLog {
         // epoch and for the whole run from the mean step time.
         if progressEpoch != state.epoch {
             (runningLoss, runningSeconds, runningIterations, progressEpoch) = ([:], 0, 0, state.epoch)
+            runningUtterances = 0
         }
         for (phase, loss) in losses {
             let previous = runningLoss[phase] ?? (0, 0)
@@ -122,17 +123,20 @@ final class RankZeroLog {
         }
         runningSeconds += seconds
         runningIterations += 1
+        runningUtterances += batch.rows.count
         let step = state.samplerPosition
         let perIteration = runningSeconds / Double(runningIterations)
-        let rate = Double(batch.rows.count) / max(perIteration, 1e-9)
+        let rate = Double(runningUtterances) / max(runningSeconds, 1e-9)
         let remainingEpoch = Double(perEpoch - step) * perIteration
         let remainingRun = Double(max(0, totalEpochs * perEpoch - state.epoch * perEpoch - step)) * perIteration
         let short = ["acoustic": "a", "visual": "v", "audio_visual": "av"]
         let phases = Phase.allCases.compactMap { phase in
             runningLoss[phase].map { "\(short[phase.rawValue] ?? phase.rawValue) \(String(format: "%.3f", $0.sum / Double($0.count)))" }
         }.joined(separator: " ")
-        let line = String(format: "ep %d/%d %d/%d loss %@ %.0f utt/s ETA %@/%@", state.epoch + 1, max(totalEpochs, 1), step, perEpoch,
-                          phases, rate, Self.duration(remainingEpoch), Self.duration(remainingRun))
+        // Epochs and batches counted from 1 here and in the epoch lines (metrics.jsonl: from 0).
+        let line = String(format: "ep %d/%d %d/%d loss %@ %.0f utt/s elapsed %@ ETA %@/%@", state.epoch + 1, max(totalEpochs, 1), step, perEpoch,
+                          phases, rate, Self.duration(Date().timeIntervalSince(started)), Self.duration(remainingEpoch),
+                          Self.duration(remainingRun))
         if live {
             // Never wider than the terminal: a wrapped live line fills the screen.
             let width = Self.terminalColumns() - 1
@@ -182,7 +186,7 @@ final class RankZeroLog {
             development.append("\(head.rawValue): " + summary.joined(separator: " "))
         }
         record(entry)
-        say(String(format: "epoch %d done in %.1fs (%.1f utt/s); train loss ", epoch, seconds,
+        say(String(format: "epoch %d/%d done in %.1fs (%.1f utt/s); train loss ", epoch + 1, max(totalEpochs, 1), seconds,
                    Double(losses.utterances) / max(seconds, 1e-9)) + parts.joined(separator: ", "))
         for line in development { say("  dev \(line)") }
         if state.bestEpoch == epoch { say("  new best development loss \(String(format: "%.4f", state.bestLoss))") }
