@@ -17,7 +17,10 @@ struct CheckpointOption: ParsableArguments {
     /// The checkpoint file, said on standard error (standard output may be the result).
     func resolved(announce: Bool = true) -> String {
         let path = Trainer.checkpointPath(checkpoint, which: which)
-        if announce { FileHandle.standardError.write(Data("checkpoint: \(path)\n".utf8)) }
+        // A run folder without a selected model (no development split) falls back to the last.
+        let fellBack = which == .best && path.hasSuffix("/checkpoint-last.h5") && !checkpoint.hasSuffix(".h5")
+        let why = fellBack ? " (the run has no checkpoint-best.h5: it had no development split to select on)" : ""
+        if announce { FileHandle.standardError.write(Data("checkpoint: \(path)\(why)\n".utf8)) }
         return path
     }
 }

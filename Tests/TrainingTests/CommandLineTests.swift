@@ -156,6 +156,12 @@ final class CommandLineTests: XCTestCase {
             XCTAssertEqual(result.status, 0, result.error)
             XCTAssertTrue(result.error.contains("checkpoint: \(folder)/\(expected)"), result.error)
         }
+        // A run without a selected model: the last, and why.
+        let unselected = Self.corpus.subfolder("no-best")
+        try? FileManager.default.copyItem(atPath: folder + "/checkpoint-last.h5", toPath: unselected + "/checkpoint-last.h5")
+        let fallback = try VAVLBinary.run(["evaluate", "--checkpoint", unselected, "--corpus", Self.corpus.path])
+        XCTAssertEqual(fallback.status, 0, fallback.error)
+        XCTAssertTrue(fallback.error.contains("checkpoint-last.h5 (the run has no checkpoint-best.h5"), fallback.error)
     }
 
     /// `--resume RUN` continues the checkpoint's own configuration: no model flags needed;
