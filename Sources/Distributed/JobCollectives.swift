@@ -57,6 +57,24 @@ extension Communicator {
         exit(1)  // MPI is finalised at exit, on every rank alike
     }
 
+    /// Every rank's host name, in rank order (the first 64 bytes of each), for the run's
+    /// start record. (`MPI_Allreduce` of each rank's slot, zeros elsewhere.)
+    public func hostNames() -> [String] {
+        let bytesPerName = 64, wordsPerName = bytesPerName / 8
+        var own = Array(ProcessInfo.processInfo.hostName.utf8.prefix(bytesPerName))
+        own += [UInt8](repeating: 0, count: bytesPerName - own.count)
+        var words = [Int64](repeating: 0, count: size * wordsPerName)
+        for word in 0..<wordsPerName {
+            let bits = own[(word * 8)..<(word * 8 + 8)].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+            words[rank * wordsPerName + word] = Int64(bitPattern: bits)
+        }
+        abortOnError("sharing host names") { try allreduceSum(&words) }
+        return (0..<size).map { member in
+            let bytes = (0..<bytesPerName).map { UInt8(truncatingIfNeeded: UInt64(bitPattern: words[member * wordsPerName + $0 / 8]) >> (8 * UInt64($0 % 8))) }
+            return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
     /// Returns when every rank has got here: the end of training (no rank leaves before rank 0
     /// has written its files) and the edges of a timed benchmark step. (`MPI_Barrier`)
     public func waitForAllRanks(_ what: String) {

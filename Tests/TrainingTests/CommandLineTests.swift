@@ -191,6 +191,13 @@ final class CommandLineTests: XCTestCase {
             .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
             .filter { $0["type"] as? String == "resume" }
         XCTAssertEqual(resumes.count, 2)
+        // The start record names the version, the source commit and every rank's host.
+        let start = try XCTUnwrap(try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.first)
+        XCTAssertEqual(start["type"] as? String, "start")
+        XCTAssertEqual(start["hosts"] as? [String], [ProcessInfo.processInfo.hostName])
+        let commit = try XCTUnwrap(start["git_commit"] as? String, "the tests run a binary inside the checkout")
+        XCTAssertTrue(commit.count == 40 && commit.allSatisfy(\.isHexDigit), commit)
         XCTAssertEqual(resumes.first?["changes"] as? [[String: String]], [["key": "epochs", "from": "1", "to": "2", "by": "flag"]])
         XCTAssertEqual(resumes.last?["changes"] as? [[String: String]], [["key": "lr", "from": "0.001", "to": "0.5", "by": "override"]])
         let typo = try VAVLBinary.run(["train", "--corpus", Self.corpus.path, "--out", run, "--resume", run,

@@ -73,9 +73,11 @@ final class RankZeroLog {
     }
 
     /// The run's first record: `start`, or `resume` with the point it continues from.
-    func start(configuration: VAVLConfiguration, options: TrainingOptions, planner: BatchPlanner, corpus: Corpus, worldSize: Int,
+    /// `hosts`: every rank's host name, in rank order.
+    func start(configuration: VAVLConfiguration, options: TrainingOptions, planner: BatchPlanner, corpus: Corpus, hosts: [String],
                resumedAt state: TrainingState? = nil) {
         guard enabled else { return }
+        let worldSize = hosts.count
         learningRate = configuration.learningRate
         totalEpochs = configuration.epochs
         let encoder = JSONEncoder()
@@ -91,7 +93,8 @@ final class RankZeroLog {
         }
         var entry: [String: Any] = ["type": state == nil ? "start" : "resume", "world_size": worldSize,
                                     "batches_per_epoch": planner.batchesPerEpoch, "vavl_version": VAVLVersion.current,
-                                    "host": ProcessInfo.processInfo.hostName, "corpus": corpus.path,
+                                    "host": ProcessInfo.processInfo.hostName, "hosts": hosts,
+                                    "git_commit": VAVLVersion.sourceCommit ?? NSNull(), "corpus": corpus.path,
                                     "config": (try? JSONSerialization.jsonObject(with: Data(json.utf8))) ?? [:]]
         if let state {
             entry["iteration"] = state.iteration

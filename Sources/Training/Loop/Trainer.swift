@@ -200,7 +200,7 @@ public final class Trainer {
         let rank = communicator.rank
         let perEpoch = planner.batchesPerEpoch
         let maximum = options.maxIterations ?? Int.max
-        log.start(configuration: configuration, options: options, planner: planner, corpus: corpus, worldSize: communicator.size,
+        log.start(configuration: configuration, options: options, planner: planner, corpus: corpus, hosts: communicator.hostNames(),
                   resumedAt: options.resume == nil ? nil : state)
         writeResolvedConfiguration()
         if state.iteration >= maximum || perEpoch == 0 {
