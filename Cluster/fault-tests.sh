@@ -350,6 +350,8 @@ cluster_test_checkpoint_crash() {
     || cluster_fail "$name" "vavl evaluate cannot load the previous checkpoint-last.h5 (exit $cluster_status)" "$cluster_log"
   echo "ok  $name ($(cluster_elapsed)s): rank 0 died writing $(basename "$partial") ($(stat -c %s "$partial") bytes left); the job exited $crashed; vavl evaluate loads the previous checkpoint-last.h5"
   cluster_resume "$name" "$run"
+  # The resumed run, holding the folder's lock, removed the dead run's temporary file.
+  [ -z "$(find "$run" -name '*.partial-*')" ] || cluster_fail "$name" "the resumed run left the dead one's temporary file: $(find "$run" -name '*.partial-*')"
 }
 
 # An unwritable output folder, a read-only file system and a full disk are each a clear

@@ -218,7 +218,10 @@ public final class SyntheticCorpusGenerator {
         func fail(_ problem: String) -> CorpusError { CorpusError(file: options.output, problem) }
         let audioDimension = options.audioDimension ?? preset.defaultDimensions.audio
         let videoDimension = options.videoDimension ?? preset.defaultDimensions.video
-        guard audioDimension >= 1, videoDimension >= 1 else { throw fail("--dims must be positive, got \(audioDimension),\(videoDimension)") }
+        // The range the model's d_a and d_v accept (the configuration table's 1…65536).
+        guard (1...(1 << 16)).contains(audioDimension), (1...(1 << 16)).contains(videoDimension) else {
+            throw fail("--dims must lie in 1…65536, got \(audioDimension),\(videoDimension)")
+        }
         for (name, value) in [("audio-only", options.audioOnlyFraction), ("video-only", options.videoOnlyFraction)] {
             guard value >= 0, value <= 1 else { throw fail("the \(name) fraction must lie in 0…1, got \(value)") }
         }

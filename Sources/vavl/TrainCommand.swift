@@ -68,6 +68,12 @@ enum OutputFolder {
         }
         try? FileManager.default.removeItem(atPath: probe)
         try lock(path)
+        // Temporary files of a training killed while it wrote (kill -9, a lost node): with
+        // the folder locked no training is writing here, so every one is stale.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        where (name.hasPrefix("checkpoint-") || name.hasPrefix("config.json")) && name.contains(".partial-") {
+            try? FileManager.default.removeItem(atPath: (path as NSString).appendingPathComponent(name))
+        }
         let last = (path as NSString).appendingPathComponent("checkpoint-last.h5")
         if FileManager.default.fileExists(atPath: last) && !resuming {
             guard overwrite else {

@@ -64,6 +64,16 @@ final class SyntheticCorpusTests: CorpusTestCase {
         }
     }
 
+    /// Dimensions outside the model's range are refused before anything is generated.
+    func testDimensionsOutOfRangeAreRefused() {
+        for (audio, video) in [(0, 10), (10, -3), (100_000_000, 20)] {
+            var options = SyntheticOptions(preset: .cremaD, output: path("dims.h5"))
+            (options.audioDimension, options.videoDimension) = (audio, video)
+            XCTAssertThrowsError(try synthesizeCorpus(options)) { XCTAssertTrue("\($0)".contains("1…65536"), "\($0)") }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: path("dims.h5")))
+        }
+    }
+
     func testMissingModalityFractionsAndDurations() throws {
         var options = SyntheticOptions(preset: .mspImprov, output: path("x.h5"))
         options.utterances = 200
