@@ -202,7 +202,6 @@ public final class Corpus: @unchecked Sendable {
             guard features.storedType.typeClass == Float.typeClass else {
                 throw fail("/\(name)/features must be float32 or float64")
             }
-            try features.checkStorage(fileSize: fileSize)
             let rows = shape[0], dimension = shape[1]
             if raw[0] < 0 { throw fail(ids.first, "/\(name)/offsets starts at \(raw[0]), below 0") }
             for index in 0..<count {
@@ -219,6 +218,9 @@ public final class Corpus: @unchecked Sendable {
             if raw[count] != rows {
                 throw fail(ids.last, "/\(name)/offsets end at row \(raw[count]) but /\(name)/features has \(rows) rows")
             }
+            // After the per-utterance checks, so that an utterance declaring too many frames
+            // is named rather than only the dataset that cannot hold them.
+            try features.checkStorage(fileSize: fileSize)
             if dimension == 0, let index = (0..<count).first(where: { raw[$0 + 1] > raw[$0] }) {
                 throw fail(ids[index], "dimension mismatch: \(raw[index + 1] - raw[index]) \(name) frames of dimension 0")
             }

@@ -62,6 +62,12 @@ final class CorpusValidationTests: CorpusTestCase {
         corpus.audioOffsets = [0, 3, 5, 2_000_000_005]
         corpus.audioRows = 5
         corpus.audioPhantomRows = 2_000_000_000
+        // The utterance that declares the frames is named first (the frame limit) ...
+        try assertOpenFails(corpus, utterance: "u2", mentioning: "2000000000 audio frames, above the limit")
+        // ... and with the limit raised past it, the dataset the file cannot hold.
+        let saved = FrameLimit.maximum
+        defer { FrameLimit.maximum = saved }
+        FrameLimit.maximum = 3_000_000_000
         try assertOpenFails(corpus, utterance: nil, mentioning: "chunks of the extent [2000000005, 4] are stored")
     }
 
