@@ -21,9 +21,10 @@ let cpuFlags: [String] = targetCPU.map { ["-target-cpu", $0] } ?? []
 /// configurations, or derives sizes from them, is built with Swift's bounds and overflow
 /// checks (`-O`), so untrusted bytes can only ever raise a clean error. Only the numeric
 /// kernels (`BLAS`, `VAVLCore`) are built unchecked, and they only see values validated
-/// first. Measured on the paper step (docs/PERFORMANCE.md, "Checked builds"): checks
-/// everywhere cost ~25 % (12.4–14.1 s against 10.0–11.0 s per iteration), checks outside
-/// the kernels nothing measurable (9.1–10.9 s against 9.4–11.5 s, alternating runs).
+/// first (the configuration by its table, offsets by the checked `VAVLParameters` layout).
+/// Measured on the paper step (docs/PERFORMANCE.md, "Checked builds"): checks everywhere
+/// cost ~25 % (12.4–14.1 s against 10.0–11.0 s per iteration), checks outside the kernels
+/// nothing measurable (9.1–10.9 s against 9.4–11.5 s, alternating runs).
 let checked: [SwiftSetting] = [
     .unsafeFlags(["-O", "-wmo"] + cpuFlags, .when(configuration: .release)),
     .unsafeFlags(cpuFlags, .when(configuration: .debug)),
@@ -93,8 +94,12 @@ let package = Package(
         // presets. Untrusted input: a checked module, validated before the kernels see a value.
         .target(name: "VAVLConfig", dependencies: ["VAVLVocabulary"], path: "Sources/Configuration", swiftSettings: checked),
 
+        // MARK: - The parameter layout: names, shapes and offsets of the flat buffer, derived from
+        // a configuration; checked, so that a size the validation let through cannot corrupt memory.
+        .target(name: "VAVLParameters", path: "Sources/Parameters", swiftSettings: checked),
+
         // MARK: - Numeric core: tensor kernels, layers, the VAVL model, losses, optimizer
-        .target(name: "VAVLCore", dependencies: ["BLAS", "COneDNN", "VAVLVocabulary", "VAVLConfig"], path: "Sources/Core",
+        .target(name: "VAVLCore", dependencies: ["BLAS", "COneDNN", "VAVLVocabulary", "VAVLConfig", "VAVLParameters"], path: "Sources/Core",
                 swiftSettings: alwaysOptimizedKernels),
 
         // MARK: - Data: the HDF5 corpus format, import, synthetic corpora, statistics

@@ -1,100 +1,29 @@
-/// How a parameter's initial values are drawn (DESIGN §2.3).
-public enum Initializer: Sendable {
-    case zeros
-    case ones
-    /// Uniform in ±√(6 / (fanIn + fanOut)) (`torch.nn.init.xavier_uniform_`).
-    case xavierUniform(fanIn: Int, fanOut: Int)
-    /// Uniform in ±bound. PyTorch's default for Linear and Conv1d weights (Kaiming-uniform
-    /// with a = √5) and biases both come to bound = 1/√fanIn.
-    case uniform(bound: Float)
-
-    /// PyTorch's default initialisation for a weight or bias with this fan-in.
-    public static func pytorchDefault(fanIn: Int) -> Initializer {
-        .uniform(bound: 1 / Float(fanIn).squareRoot())
-    }
-}
-
-/// A named view into the flat parameter buffer and, at the same offset, the gradient buffer.
-public struct Parameter: Sendable {
-    /// The canonical dotted name (DESIGN §6), e.g. `acoustic.encoder.blocks.0.ff1.linear1.weight`.
-    public let name: String
-    /// Shape as PyTorch stores it (Linear: out × in; Conv1d: out × in/groups × k).
-    public let shape: [Int]
-    public let offset: Int
-    public var count: Int { shape.reduce(1, *) }
-    public var range: Range<Int> { offset..<(offset + count) }
-    let initializer: Initializer
-}
-
-/// A named non-trainable tensor (BatchNorm running statistics), in the flat buffer store.
-public struct Buffer: Sendable {
-    public let name: String
-    public let shape: [Int]
-    public let offset: Int
-    public var count: Int { shape.reduce(1, *) }
-    public var range: Range<Int> { offset..<(offset + count) }
-    let initialValue: Float
-}
-
-/// A named Int64 counter (BatchNorm `num_batches_tracked`).
-public struct Counter: Sendable {
-    public let name: String
-    public let index: Int
-}
-
-/// Collects parameters, buffers and counters in registration order while a model is built.
-/// Names are scoped by dotted prefixes, so a layer registers `weight` and the model's tree
-/// makes it `acoustic.encoder.blocks.0.ff1.linear1.weight`. One table, generated once,
-/// gives names, shapes, offsets and checkpoint keys: nothing is kept in step by hand.
+/// What a model's layers register into while it is built: the flat parameter layout (names,
+/// shapes, offsets; ``ParameterLayout``, a checked module) and the scratch the model's layers
+/// share (its ``Workspace``).
 public final class ParameterRegistry {
-    public private(set) var parameters: [Parameter] = []
-    public private(set) var buffers: [Buffer] = []
-    public private(set) var counters: [Counter] = []
-    private var prefixes: [String] = []
-    private var names: Set<String> = []
-    public private(set) var parameterCount = 0
-    public private(set) var bufferCount = 0
+    /// Names, shapes and offsets, in registration order.
+    public let layout = ParameterLayout()
     /// The scratch the model's layers share (one per model).
     public let workspace = Workspace()
 
     public init() {}
 
+    public var parameters: [Parameter] { layout.parameters }
+    public var buffers: [Buffer] { layout.buffers }
+    public var counters: [Counter] { layout.counters }
+    public var parameterCount: Int { layout.parameterCount }
+    public var bufferCount: Int { layout.bufferCount }
+
     /// Registers everything `body` adds under `name.` .
-    public func scope<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
-        prefixes.append(name)
-        defer { prefixes.removeLast() }
-        return try body()
-    }
-
+    public func scope<T>(_ name: String, _ body: () throws -> T) rethrows -> T { try layout.scope(name, body) }
     /// The full dotted name of `name` in the current scope.
-    public func qualified(_ name: String) -> String {
-        (prefixes + [name]).filter { !$0.isEmpty }.joined(separator: ".")
-    }
-
-    private func claim(_ name: String) -> String {
-        let full = qualified(name)
-        precondition(!names.contains(full), "parameter name registered twice: \(full)")
-        names.insert(full)
-        return full
-    }
-
+    public func qualified(_ name: String) -> String { layout.qualified(name) }
     public func parameter(_ name: String, shape: [Int], initializer: Initializer) -> Parameter {
-        let parameter = Parameter(name: claim(name), shape: shape, offset: parameterCount, initializer: initializer)
-        parameters.append(parameter)
-        parameterCount += parameter.count
-        return parameter
+        layout.parameter(name, shape: shape, initializer: initializer)
     }
-
     public func buffer(_ name: String, shape: [Int], initialValue: Float) -> Buffer {
-        let buffer = Buffer(name: claim(name), shape: shape, offset: bufferCount, initialValue: initialValue)
-        buffers.append(buffer)
-        bufferCount += buffer.count
-        return buffer
+        layout.buffer(name, shape: shape, initialValue: initialValue)
     }
-
-    public func counter(_ name: String) -> Counter {
-        let counter = Counter(name: claim(name), index: counters.count)
-        counters.append(counter)
-        return counter
-    }
+    public func counter(_ name: String) -> Counter { layout.counter(name) }
 }
