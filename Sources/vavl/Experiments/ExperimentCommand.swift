@@ -181,9 +181,10 @@ struct AblationsCommand: ParsableCommand {
     func run() throws {
         let world = Communicator.world
         let say = rankZeroPrinter(world)
+        let (chosen, (configuration, options)) = world.agreeOnSetUp {
+            (try parseSystems(systems) ?? AblationStudy.defaultSystems, try training.resolve(world))
+        }
         world.abortOnError {
-            let chosen = try parseSystems(systems) ?? AblationStudy.defaultSystems
-            let (configuration, options) = try training.resolve(world)
             let study = try AblationStudy.run(configuration: configuration, options: options, directory: training.out,
                                               systems: chosen, communicator: world, log: say)
             guard world.rank == 0 else { return }
@@ -250,13 +251,12 @@ struct RepeatCommand: ParsableCommand {
     func run() throws {
         let world = Communicator.world
         let say = rankZeroPrinter(world)
+        let (seedList, (configuration, options)) = world.agreeOnSetUp { (try self.seedList, try training.resolve(world)) }
         world.abortOnError {
-            let seedList = try self.seedList
             let partitionList = (partitions ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             if seedList.count + partitionList.count < 2 {
                 say("note: with one run there is no standard deviation and no t-test")
             }
-            let (configuration, options) = try training.resolve(world)
             let runs = try RepeatedRuns.run(system: system, configuration: configuration, options: options, seeds: seedList,
                                             partitions: partitionList, directory: training.out, communicator: world, log: say)
             guard world.rank == 0 else { return }
