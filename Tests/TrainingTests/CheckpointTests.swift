@@ -15,13 +15,18 @@ final class CheckpointTests: XCTestCase {
 
     override class func tearDown() { corpus = nil }
 
-    func testRoundTripRestoresEveryTensorAndStateField() throws {
-        let corpus = Self.corpus!
-        var options = corpus.options("round-trip")
-        options.maxIterations = 3
-        let trainer = try Trainer(configuration: try corpus.configuration(), options: options, communicator: .selfOnly)
+    /// A run of `iterations` on the shared corpus in its own folder: the trainer, its options
+    /// and the path of its checkpoint-last.h5.
+    private func trainedRun(_ name: String, iterations: Int) throws -> (Trainer, TrainingOptions, String) {
+        var options = Self.corpus.options(name)
+        options.maxIterations = iterations
+        let trainer = try Trainer(configuration: try Self.corpus.configuration(), options: options, communicator: .selfOnly)
         trainer.run()
-        let path = options.outputDirectory + "/checkpoint-last.h5"
+        return (trainer, options, options.outputDirectory + "/checkpoint-last.h5")
+    }
+
+    func testRoundTripRestoresEveryTensorAndStateField() throws {
+        let (trainer, _, path) = try trainedRun("round-trip", iterations: 3)
         let model = VAVLModel(trainer.configuration)
         let adam = Adam(store: model.store, configuration: trainer.configuration.adam)
         let (normalization, state) = try Checkpoint.load(path, into: model, optimizer: adam)
@@ -56,12 +61,7 @@ final class CheckpointTests: XCTestCase {
     /// Versions (DESIGN §6): a newer version is refused naming both; version 1 reads with
     /// the table's defaults for keys it lacks; this version's files must hold every key.
     func testCheckpointVersions() throws {
-        let corpus = Self.corpus!
-        var options = corpus.options("versions")
-        options.maxIterations = 1
-        let trainer = try Trainer(configuration: try corpus.configuration(), options: options, communicator: .selfOnly)
-        trainer.run()
-        let path = options.outputDirectory + "/checkpoint-last.h5"
+        let (trainer, options, path) = try trainedRun("versions", iterations: 1)
         XCTAssertEqual(try HDF5File.open(path).attribute("version", as: Int64.self), Checkpoint.version)
         func rewrite(version: Int64, dropping key: String?) throws -> String {
             let copy = options.outputDirectory + "/v\(version)-\(key ?? "all").h5"
@@ -104,12 +104,7 @@ final class CheckpointTests: XCTestCase {
     /// A write that fails midway leaves the previous checkpoint in place and loadable, and
     /// no temporary file behind.
     func testFailedWriteLeavesThePreviousCheckpointLoadable() throws {
-        let corpus = Self.corpus!
-        var options = corpus.options("atomic")
-        options.maxIterations = 1
-        let trainer = try Trainer(configuration: try corpus.configuration(), options: options, communicator: .selfOnly)
-        trainer.run()
-        let path = options.outputDirectory + "/checkpoint-last.h5"
+        let (trainer, options, path) = try trainedRun("atomic", iterations: 1)
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
         // The write fails after the temporary file is written, before it replaces the checkpoint.
         Checkpoint.failBeforeReplacingForTesting = "a test's failure"
@@ -144,12 +139,7 @@ final class CheckpointTests: XCTestCase {
     /// values, a non-positive standard deviation, a negative second moment or a tensor of
     /// the wrong length are errors naming the dataset, and the model is left unchanged.
     func testNonFiniteStatisticsAndMomentsAreRefused() throws {
-        let corpus = Self.corpus!
-        var options = corpus.options("poisoned-state")
-        options.maxIterations = 1
-        let trainer = try Trainer(configuration: try corpus.configuration(), options: options, communicator: .selfOnly)
-        trainer.run()
-        let path = options.outputDirectory + "/checkpoint-last.h5"
+        let (trainer, options, path) = try trainedRun("poisoned-state", iterations: 1)
         let parameter = trainer.model.store.parameters[2]
         func poisoned(_ name: String, _ change: (HDF5File) throws -> Void) throws -> String {
             let copy = options.outputDirectory + "/\(name).h5"
