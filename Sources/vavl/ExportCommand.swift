@@ -13,7 +13,7 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "The .safetensors file to write.") var safetensors: String
 
     func run() throws {
-        do {
+        try endingWithOneLine {
             let trained = try TrainedModel(checkpoint: checkpoint.resolved())
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
@@ -21,9 +21,6 @@ struct ExportCommand: ParsableCommand {
             try Safetensors.export(trained.model, to: safetensors, normalization: trained.normalization,
                                    metadata: ["format": "pt", "vavl_config": config])
             print("wrote \(safetensors): \(trained.model.store.parameters.count) parameters, \(trained.model.store.buffers.count + trained.model.store.counters.count) buffers")
-        } catch {
-            FileHandle.standardError.write(Data("vavl: \(error)\n".utf8))
-            throw ExitCode(1)
         }
     }
 }

@@ -17,7 +17,7 @@ struct PlotCommand: ParsableCommand {
     @Option(help: "Output path prefix (default: RUN/curves).") var output: String?
 
     func run() throws {
-        do {
+        try endingWithOneLine {
             var isFolder: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
                 throw ValidationError("\(path): no such run folder or metrics file")
@@ -35,11 +35,6 @@ struct PlotCommand: ParsableCommand {
             } else {
                 print("no development scores in \(metrics): no -dev.svg")
             }
-        } catch let error as ValidationError {
-            throw error
-        } catch {
-            FileHandle.standardError.write(Data("vavl: \(error)\n".utf8))
-            throw ExitCode(1)
         }
     }
 }

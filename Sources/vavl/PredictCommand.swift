@@ -32,7 +32,7 @@ struct PredictCommand: ParsableCommand {
     }
 
     func run() throws {
-        do {
+        try endingWithOneLine {
             try frameLimit.apply()
             guard audio != nil || video != nil else { throw ValidationError("give --audio, --video or both") }
             let trained = try TrainedModel(checkpoint: checkpoint.resolved(), precision: precision.value)
@@ -73,11 +73,6 @@ struct PredictCommand: ParsableCommand {
                 predictions.append(prediction)
             }
             try write(predictions, labelNames: labelNames)
-        } catch let error as ValidationError {
-            throw error
-        } catch {
-            FileHandle.standardError.write(Data("vavl: \(error)\n".utf8))
-            throw ExitCode(1)
         }
     }
 

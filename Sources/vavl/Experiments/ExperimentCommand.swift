@@ -288,7 +288,7 @@ struct PartitionsCommand: ParsableCommand {
     @Option(help: "Share of utterances in each development split (default: the corpus's).") var devFraction: Double?
 
     func run() throws {
-        do {
+        try endingWithOneLine {
             let corpusFile = try Corpus.open(corpus)
             let shares = PartitionGenerator.corpusShares(corpusFile)
             let generator = PartitionGenerator(count: count, seed: seed,
@@ -304,11 +304,6 @@ struct PartitionsCommand: ParsableCommand {
                 print("\(path): " + PartitionGenerator.describe(splits, speakers: corpusFile.speakers))
             }
             print("use: vavl experiment repeat --corpus \(corpus) --partitions \(paths.joined(separator: ",")) --out DIR …")
-        } catch let error as ValidationError {
-            throw error
-        } catch {
-            FileHandle.standardError.write(Data("vavl: \(error)\n".utf8))
-            throw ExitCode(1)
         }
     }
 }
@@ -331,7 +326,7 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Also write the comparison as JSON here (for `vavl report`).") var json: String?
 
     func run() throws {
-        do {
+        try endingWithOneLine {
             let a = try ExperimentFile.read(RepeatedRuns.self, from: resultsA)
             let b = try ExperimentFile.read(RepeatedRuns.self, from: resultsB)
             let comparison = try Comparison.compare(a, file: resultsA, b, file: resultsB, alpha: alpha)
@@ -340,9 +335,6 @@ struct CompareCommand: ParsableCommand {
                 try ExperimentFile.write(comparison, to: json)
                 print("wrote \(json)")
             }
-        } catch {
-            FileHandle.standardError.write(Data("vavl: \(error)\n".utf8))
-            throw ExitCode(1)
         }
     }
 }

@@ -19,7 +19,7 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "The Markdown file to write.") var output: String
 
     func run() throws {
-        do {
+        try endingWithOneLine {
             guard !results.isEmpty else { throw ValidationError("give at least one --results file or folder") }
             let files = try ExperimentReport.collect(results)
             let text = try ExperimentReport.render(files: files, output: output)
@@ -27,11 +27,6 @@ struct ReportCommand: ParsableCommand {
             if !folder.isEmpty { try ExperimentFile.makeDirectory(folder) }
             try ExperimentFile.write(text: text, to: output)
             print("wrote \(output) from \(files.count) result file(s)")
-        } catch let error as ValidationError {
-            throw error
-        } catch {
-            FileHandle.standardError.write(Data("vavl: \(error)\n".utf8))
-            throw ExitCode(1)
         }
     }
 }
