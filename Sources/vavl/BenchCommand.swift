@@ -31,6 +31,8 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Reduce gradients only after the backward (no overlap), to measure what the overlap buys.") var noOverlap = false
     @Flag(help: "Time one Conformer encoder (input 50 → dim, the acoustic block count) on 32 utterances of 100–200 frames instead.")
     var encoderOnly = false
+    @Flag(help: "Time only inference: one utterance (150 audio, 90 video frames) by each head, `--iterations` times, with where the time goes by layer kind.")
+    var inferenceOnly = false
 
     func run() throws {
         let world = Communicator.world
@@ -60,6 +62,31 @@ struct BenchCommand: ParsableCommand {
                 print(String(format: "median_s=%.4f", result.forwardBackwardSeconds))
                 return
             }
+            if inferenceOnly {
+                let benchmark = StepBenchmark(configuration: configuration, batchSize: 1, communicator: world)
+                let latencies = benchmark.inferenceLatency(repetitions: iterations, profile: true)
+                guard world.rank == 0 else { return }
+                print("precision: \(configuration.precision.rawValue); cpu: \(MatrixEngine.cpuModel); \(BLAS.threadCount) compute thread(s)")
+                for latency in latencies {
+                    print(String(format: "inference latency %@: %.2f ms per utterance (median of %d)", latency.head as NSString,
+                                 latency.median * 1000, iterations))
+                    let processor = Dictionary(uniqueKeysWithValues: latency.processorSections.map { ($0.0, $0.1) })
+                    for (section, seconds) in latency.sections where seconds > 0 && !Profiler.Section.phases.contains(section) {
+                        print(String(format: "  %@ %7.2f ms, threads kept busy %4.2f", section.rawValue.padding(toLength: 30, withPad: " ", startingAt: 0),
+                                     seconds * 1000, (processor[section] ?? 0) / seconds))
+                    }
+                    let productSeconds = latency.productShapes.reduce(0) { $0 + $1.1.seconds }
+                    let productWork = latency.productShapes.reduce(0) { $0 + $1.1.multiplyAdds }
+                    print(String(format: "  sgemm: %.2f CPU ms at %.1f GFLOP/s per thread; by shape (CPU ms, GFLOP/s, calls):", productSeconds * 1000,
+                                 2 * Double(productWork) / max(productSeconds, 1e-9) / 1e9))
+                    for (shape, totals) in latency.productShapes.prefix(8) {
+                        print(String(format: "    %@ %7.2f ms %6.1f GFLOP/s %5d calls", shape.description.padding(toLength: 42, withPad: " ", startingAt: 0),
+                                     totals.seconds * 1000, 2 * Double(totals.multiplyAdds) / max(totals.seconds, 1e-9) / 1e9, totals.calls))
+                    }
+                }
+                print(String(format: "median_s=%.4f", latencies[0].median))
+                return
+            }
             let batchSize = configuration.batchSize
             let benchmark = StepBenchmark(configuration: configuration, batchSize: batchSize, communicator: world)
             // The sgemm reference is measured between the timed iterations (outside their
@@ -70,7 +97,7 @@ struct BenchCommand: ParsableCommand {
             let sgemm = sgemmRates.isEmpty ? 0 : sgemmRates.sorted()[sgemmRates.count / 2]
             // Every rank measures at once (rank 0's figures are printed), as every rank measures the
             // sgemm reference: an idle rank would spin in MPI on the other core meanwhile.
-            let latency = stepOnly ? [] : benchmark.inferenceLatency()
+            let latency = stepOnly ? [] : benchmark.inferenceLatency().map { ($0.head, $0.median) }
             var peak = [StepBenchmark.peakResidentMiB]
             world.maximumOverRanks(&peak, "peak memory")
             guard world.rank == 0 else { return }

@@ -99,7 +99,7 @@ final class ConfigurationTableTests: XCTestCase {
     /// naming the key; never a trap.
     func testHostileStoredConfigurationsAreErrorsNamingTheKey() throws {
         let valid = try XCTUnwrap(try JSONSerialization.jsonObject(with: JSONEncoder().encode(VAVLConfiguration.tiny(audio: 8, video: 6, outputs: 3))) as? [String: Any])
-        let hostile: [Any] = [-1, 0, 1, 1e308, -1e308, 1e-320, Int64.max, Int64.min, 1 << 40, "x", "nan", "", NSNull(), [Any](), [String: Any](),
+        let hostile: [Any] = [-1, 0, 1, 1e308, -1e308, Double.leastNormalMagnitude / 1e12, Int64.max, Int64.min, 1 << 40, "x", "nan", "", NSNull(), [Any](), [String: Any](),
                               true, [1, 2], ["a": 1], 0.5, 3.0000001, "acoustic,visual", ["acoustic", "acoustic"], [0.9, 2.0], 2_147_483_648]
         var generator = SplitMix64(seed: 23)
         let keys = VAVLConfiguration.fields.map(\.key)

@@ -202,4 +202,51 @@ final class MixedPrecisionTests: XCTestCase {
         // far below the bf16-vs-fp32 differences of the test above.
         XCTAssertLessThan(difference / norm, 1e-2, "\(MatrixEngine.hardwarePath) vs emulated")
     }
+
+    /// bf16 keeps its rounded operands' storage from step to step: a second step on the same
+    /// batch allocates none (the layers refill theirs, the store recycles the temporaries)
+    /// and gives the first step's gradients bit for bit.
+    func testRoundedOperandsAreReusedFromStepToStep() throws {
+        var config = VAVLConfiguration.tiny(audio: 5, video: 4, outputs: 3)
+        config.precision = .bf16
+        config.learningRate = 0
+        // The unimodal phases only: the audio-visual phase evaluates the branches with
+        // running statistics, which the first step updates.
+        config.phaseOrder = [.acoustic, .visual]
+        let model = VAVLModel(config)
+        model.initialize(seed: 3)
+        let trainer = AlgorithmOne(model: model)
+        let batch = mixedBatch(audioDimension: 5, videoDimension: 4, labels: Matrix(rows: 5, columns: 3, values: [0.7, 0.2, 0.1, 0.1, 0.8, 0.1, 0.2, 0.2, 0.6, 0.5, 0.25, 0.25, 0.1, 0.1, 0.8]), seed: 1)
+        func step() throws -> (gradients: [Float], hidden: RoundedOperand?, storage: UnsafeMutableRawPointer?, held: Int) {
+            try trainer.iterate(batch, counts: batch.localCounts, iteration: 0)
+            let hidden = model.acoustic.encoder.blocks[0].feedForward1.roundedHiddenForTesting
+            return (Array(UnsafeBufferPointer(start: model.store.gradients, count: model.store.parameterCount)), hidden,
+                    hidden.flatMap { UnsafeMutableRawPointer($0.floats) ?? UnsafeMutableRawPointer($0.bits) },
+                    model.store.temporaryOperands.heldValues)
+        }
+        let first = try step(), second = try step()
+        XCTAssertNotNil(first.hidden, "bf16 keeps the hidden activations rounded")
+        XCTAssertTrue(first.hidden === second.hidden && first.storage == second.storage, "the feed-forward refills its operand")
+        XCTAssertGreaterThan(first.held, 0, "products rounded temporaries")
+        XCTAssertEqual(second.held, first.held, "the temporaries were recycled, not allocated again")
+        XCTAssertEqual(second.gradients, first.gradients)
+    }
+
+    /// The store's temporaries: a use takes the smallest free operand that fits, or grows the
+    /// largest; however the sizes vary, the list holds as many operands as were in use at once.
+    func testTemporaryOperandsStayAsManyAsWereInUseAtOnce() {
+        let temporaries = TemporaryOperands()
+        for (rows, columns) in [(10, 10), (3, 7), (40, 5), (1, 1), (12, 12)] {
+            temporaries.with(rows: rows, columns: columns) { operand in
+                XCTAssertEqual(operand.rows * operand.columns, rows * columns)
+                XCTAssertGreaterThanOrEqual(operand.capacity, rows * columns)
+            }
+        }
+        XCTAssertEqual(temporaries.heldValues, 200, "one operand, grown to the largest use (40 × 5)")
+        temporaries.with(rows: 20, columns: 20) { outer in
+            temporaries.with(rows: 2, columns: 2) { inner in XCTAssertFalse(inner === outer) }
+        }
+        XCTAssertEqual(temporaries.heldValues, 400 + 4, "two operands, as two were in use at once")
+        temporaries.with(rows: 2, columns: 1) { XCTAssertEqual($0.capacity, 4, "the smallest that fits") }
+    }
 }

@@ -17,13 +17,16 @@ public final class Swish: FrameLayer {
 
     /// The output rounded to bf16 by the last forward that was asked for it (bf16 only).
     public private(set) var roundedOutput: RoundedOperand?
+    /// The storage `roundedOutput` is refilled in, kept across forwards.
+    private var roundedStorage: RoundedOperand?
 
     /// With `roundingOutput`, in bf16 the output is rounded a cache-sized piece at a time
     /// right after it is computed, into ``roundedOutput``, and not kept in fp32: the
     /// returned matrix is then empty (0 rows); the backward needs only x.
     public func forward(_ x: Matrix, _ context: RunContext, roundingOutput: Bool) -> Matrix {
         input = x
-        let rounded = roundingOutput ? context.store.operandToFill(rows: x.rows, columns: x.columns) : nil
+        let rounded = roundingOutput ? context.store.operandToFill(rows: x.rows, columns: x.columns, reusing: roundedStorage) : nil
+        roundedStorage = rounded ?? roundedStorage
         roundedOutput = rounded
         guard let rounded else {
             output.resize(rows: x.rows, columns: x.columns)

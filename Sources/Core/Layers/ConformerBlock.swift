@@ -82,7 +82,7 @@ public final class ConformerBlock: Layer {
     }
 
     public func backward(_ dy: Matrix, _ context: RunContext) -> Matrix {
-        let gradient = sharedGradient, store = context.store
+        let gradient = sharedGradient
         Profiler.measure(.normalization) { norm.backward(dy, context, into: gradient, accumulating: false) }
         // Each module reads the residual stream's gradient first and adds its dx to it last;
         // the feed-forward modules enter the stream scaled by ½, so they see ½ of it.

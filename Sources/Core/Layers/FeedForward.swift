@@ -55,7 +55,7 @@ public final class FeedForward: Layer {
         let bias = linear1.biasPointer(store)
         // In bf16 each row is computed into a row of scratch and rounded into the operand of
         // linear2 and its backward; in fp32 it is written into `hidden`.
-        let roundedHidden = store.operandToFill(rows: n, columns: width)
+        let roundedHidden = store.operandToFill(rows: n, columns: width, reusing: roundedInputs.hidden)
         hidden.resize(rows: roundedHidden == nil ? n : 0, columns: width)
         let activated = hidden.data
         // The bias is added on the fly (here and in the backward) rather than stored back

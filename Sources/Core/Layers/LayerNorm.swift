@@ -27,6 +27,8 @@ public final class LayerNorm: FrameLayer {
 
     /// The output rounded to bf16 by the last forward that was asked for it (bf16 only).
     public private(set) var roundedOutput: RoundedOperand?
+    /// The storage `roundedOutput` is refilled in, kept across forwards.
+    private var roundedStorage: RoundedOperand?
 
     /// With `roundingOutput`, in bf16 each row is rounded as it is computed, into
     /// ``roundedOutput`` (the operand of the products that follow): no separate pass, and
@@ -35,7 +37,8 @@ public final class LayerNorm: FrameLayer {
     public func forward(_ x: Matrix, _ context: RunContext, roundingOutput: Bool) -> Matrix {
         input = x
         let store = context.store
-        let rounded = roundingOutput ? store.operandToFill(rows: x.rows, columns: channels) : nil
+        let rounded = roundingOutput ? store.operandToFill(rows: x.rows, columns: channels, reusing: roundedStorage) : nil
+        roundedStorage = rounded ?? roundedStorage
         roundedOutput = rounded
         let rows = x.rows, c = channels
         output.resize(rows: rounded == nil ? rows : 0, columns: c)

@@ -52,8 +52,18 @@ public struct Linear {
                          _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, _ store: ParameterStore,
                          roundedInput: RoundedOperand? = nil) {
         if rows == 0 { return }
+        guard let dx else { return accumulateParameterGradients(dy, x, rows: rows, store, roundedInput: roundedInput, roundedDY: nil) }
         // In bf16, dy is rounded once for both products.
-        let roundedDY = dx == nil ? nil : store.roundedOperand(dy, rows: rows, columns: outputs, stride: outputs)
+        store.withRoundedOperand(dy, rows: rows, columns: outputs, stride: outputs) { roundedDY in
+            accumulateParameterGradients(dy, x, rows: rows, store, roundedInput: roundedInput, roundedDY: roundedDY)
+            store.multiply(m: rows, n: inputs, k: outputs, a: dy, lda: outputs, roundedA: roundedDY, b: .parameter(weight), ldb: inputs,
+                           beta: accumulate ? 1 : 0, c: dx, ldc: inputs)
+        }
+    }
+
+    /// dW += dyᵀ x and db += Σ dy, with dy rounded by the caller or not.
+    private func accumulateParameterGradients(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, _ store: ParameterStore,
+                                              roundedInput: RoundedOperand?, roundedDY: RoundedOperand?) {
         store.multiply(transposeA: .transposed, m: outputs, n: inputs, k: rows,
                        a: dy, lda: outputs, roundedA: roundedDY, b: roundedInput.map { .rounded($0) } ?? .matrix(x), ldb: inputs, beta: 1, c: store.gradient(weight), ldc: inputs)
         if let bias {
@@ -64,10 +74,6 @@ public struct Linear {
                     for o in columns { db[o] += dyRow[o] }
                 }
             }
-        }
-        if let dx {
-            store.multiply(m: rows, n: inputs, k: outputs, a: dy, lda: outputs, roundedA: roundedDY, b: .parameter(weight), ldb: inputs,
-                           beta: accumulate ? 1 : 0, c: dx, ldc: inputs)
         }
     }
 }

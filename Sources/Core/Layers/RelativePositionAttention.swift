@@ -129,7 +129,7 @@ public final class RelativePositionAttention: Layer {
     /// With `residual`, the last pass writes `residual.target` = x + scale · module(x)
     /// instead of the module's output, and returns it.
     public func forward(_ x: Matrix, segments: Segments, _ context: RunContext, residual: ResidualSum?) -> Matrix {
-        let store = context.store, n = x.rows, c = channels, d = headDimension
+        let store = context.store, n = x.rows, c = channels
         self.segments = segments
         // In bf16 the normalised input is rounded once, by the LayerNorm as it writes it, for
         // the three projections and their weight gradients.

@@ -20,6 +20,8 @@ public final class ParameterStore {
     public var precision: Precision = .fp32
     /// The bf16 copy of `values` that products read in bf16 mode (LowPrecisionWeights.swift).
     let lowPrecision = LowPrecisionWeights()
+    /// The recycled rounded operands of single products and backwards (MatrixProducts.swift).
+    let temporaryOperands = TemporaryOperands()
     private let parameterIndex: [String: Int]
     private let bufferIndex: [String: Int]
     private let counterIndex: [String: Int]

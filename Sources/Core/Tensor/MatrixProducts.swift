@@ -1,5 +1,6 @@
 import BLAS
 import Foundation
+import Synchronization
 
 /// The second operand of a matrix product: a matrix of activations or gradients, or one of
 /// the model's parameters. In bf16 mode a matrix is rounded for each product, a parameter
@@ -15,28 +16,51 @@ public enum ProductOperand {
 /// layer's input, rounded in its forward and used again by the weight gradient in its
 /// backward (and by the three projections of attention); dy, for both dW and dx. It holds the matrix as
 /// stored (rows × columns, densely), in the form the current path multiplies.
+///
+/// Its storage is reused: a layer keeps one operand and refills it every forward
+/// (``ParameterStore/operandToFill(rows:columns:reusing:)``), and the operands that live for
+/// one product or one backward come from the store's ``TemporaryOperands``. Storage grows to
+/// the largest shape it has held and is not returned between steps: a fresh allocation per
+/// step faulted in ~870 MB of pages per paper-configuration step (operands above glibc's
+/// mmap threshold are new mappings every time).
 public final class RoundedOperand {
-    let rows: Int, columns: Int
-    let bits: UnsafeMutablePointer<UInt16>?
-    let floats: UnsafeMutablePointer<Float>?
+    public private(set) var rows: Int, columns: Int
+    private(set) var bits: UnsafeMutablePointer<UInt16>?
+    private(set) var floats: UnsafeMutablePointer<Float>?
+    /// Values the storage holds.
+    private(set) var capacity = 0
 
     /// Room for `rows` × `columns` rounded values (row-major), for the pass that produces the
     /// operand to fill as it writes it (``fill(_:at:count:)``): the rounding then costs no
-    /// pass of its own over memory. Scratch from malloc, not FloatBuffer: a fresh huge-page
-    /// buffer per product would fault its pages in every time.
+    /// pass of its own over memory. Scratch from malloc, not FloatBuffer (huge pages would
+    /// make a partly used operand resident in 2 MiB steps).
     init(rows: Int, columns: Int) {
-        self.rows = rows
-        self.columns = columns
-        if MatrixEngine.path == .emulated {
-            (floats, bits) = (.allocate(capacity: max(rows * columns, 1)), nil)
-        } else {
-            (bits, floats) = (.allocate(capacity: max(rows * columns, 1)), nil)
-        }
+        (self.rows, self.columns) = (0, 0)
+        reshape(rows: rows, columns: columns)
     }
 
     /// `source` (rows × columns as stored, row stride `stride`) rounded in a pass of its own.
     convenience init(_ source: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int) {
         self.init(rows: rows, columns: columns)
+        fill(from: source, stride: stride)
+    }
+
+    /// Makes the operand `rows` × `columns`, keeping the storage when it is large enough and
+    /// in the form the current path multiplies (tests switch paths); the values are then
+    /// undefined until filled.
+    func reshape(rows: Int, columns: Int) {
+        let count = max(rows * columns, 1), emulated = MatrixEngine.path == .emulated
+        if count > capacity || emulated != (floats != nil) {
+            bits?.deallocate()
+            floats?.deallocate()
+            (bits, floats) = emulated ? (nil, .allocate(capacity: count)) : (.allocate(capacity: count), nil)
+            capacity = count
+        }
+        (self.rows, self.columns) = (rows, columns)
+    }
+
+    /// Rounds all of `source` (row stride `stride`) into this operand, rows in parallel when large.
+    func fill(from source: UnsafePointer<Float>, stride: Int) {
         ParameterStore.pack(source, stride, rows: rows, columns: columns) { self.fill($0, at: $1, count: $2) }
     }
 
@@ -57,6 +81,33 @@ public final class RoundedOperand {
     }
 }
 
+/// The rounded operands that live for one product or one backward (A or B of a product
+/// whose caller kept no rounding, dy in a linear backward), recycled: each use takes the
+/// smallest free operand large enough — or, if none is, grows the largest — and gives it
+/// back after. The attention workers multiply concurrently, so the list is locked; it
+/// holds at most as many operands as were ever in use at once.
+final class TemporaryOperands: @unchecked Sendable {
+    private let free = Mutex<[RoundedOperand]>([])
+
+    func with<T>(rows: Int, columns: Int, _ body: (RoundedOperand) -> T) -> T {
+        let count = rows * columns
+        let taken: RoundedOperand? = free.withLock { list in
+            guard !list.isEmpty else { return nil }
+            let fitting = list.indices.filter { list[$0].capacity >= count }
+            let index = fitting.min { list[$0].capacity < list[$1].capacity }
+                ?? list.indices.max { list[$0].capacity < list[$1].capacity }!
+            return list.remove(at: index)
+        }
+        let operand = taken ?? RoundedOperand(rows: rows, columns: columns)
+        operand.reshape(rows: rows, columns: columns)
+        defer { free.withLock { $0.append(operand) } }
+        return body(operand)
+    }
+
+    /// Values held by the free operands (tests).
+    var heldValues: Int { free.withLock { $0.reduce(0) { $0 + $1.capacity } } }
+}
+
 extension ParameterStore {
     /// `source` (rows × columns as stored, row stride `stride`) rounded once for several
     /// products, or nil in fp32 (where operands are used as they are).
@@ -64,10 +115,26 @@ extension ParameterStore {
         precision == .bf16 ? RoundedOperand(source, rows: rows, columns: columns, stride: stride) : nil
     }
 
+    /// Calls `body` with `source` rounded (bf16) into a recycled operand that lives for the
+    /// call only, or with nil in fp32.
+    public func withRoundedOperand<T>(_ source: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
+                                      _ body: (RoundedOperand?) -> T) -> T {
+        guard precision == .bf16 else { return body(nil) }
+        return temporaryOperands.with(rows: rows, columns: columns) { operand in
+            operand.fill(from: source, stride: stride)
+            return body(operand)
+        }
+    }
+
     /// An operand for the pass that produces it to round as it writes each row
-    /// (``RoundedOperand/fill(_:at:count:)``), or nil in fp32.
-    public func operandToFill(rows: Int, columns: Int) -> RoundedOperand? {
-        precision == .bf16 ? RoundedOperand(rows: rows, columns: columns) : nil
+    /// (``RoundedOperand/fill(_:at:count:)``), or nil in fp32. `reusing`: the caller's operand
+    /// of the previous pass, whose storage is refilled (the caller must be done with its
+    /// values) — a layer keeps one and passes it back every forward.
+    public func operandToFill(rows: Int, columns: Int, reusing previous: RoundedOperand?) -> RoundedOperand? {
+        guard precision == .bf16 else { return nil }
+        guard let previous else { return RoundedOperand(rows: rows, columns: columns) }
+        previous.reshape(rows: rows, columns: columns)
+        return previous
     }
 
     /// `C ← op(A) · op(B) + β C` (β ∈ {0, 1}) in the store's ``precision``: every matrix
@@ -98,36 +165,46 @@ extension ParameterStore {
         }
         precondition(beta == 0 || beta == 1, "bf16 products accumulate (β = 1) or overwrite (β = 0)")
         if m == 0 || n == 0 { return }
-        // The stored extents of A and B: rows × columns as laid out in memory.
+        // The stored extents of A: rows × columns as laid out in memory.
+        let aRows = transposeA == .none ? m : k, aColumns = transposeA == .none ? k : m
+        if let roundedA {
+            multiplyRounded(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: roundedA, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        } else {
+            withRoundedOperand(a, rows: aRows, columns: aColumns, stride: lda) { operandA in
+                multiplyRounded(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: operandA!, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            }
+        }
+    }
+
+    /// The bf16 product with A rounded; B rounded here if it is a plain matrix.
+    private func multiplyRounded(transposeA: Transpose, transposeB: Transpose, m: Int, n: Int, k: Int,
+                                 a operandA: RoundedOperand, b: ProductOperand, ldb: Int, beta: Float,
+                                 c: UnsafeMutablePointer<Float>, ldc: Int) {
         let aRows = transposeA == .none ? m : k, aColumns = transposeA == .none ? k : m
         let bRows = transposeB == .none ? k : n, bColumns = transposeB == .none ? n : k
-        let operandA = roundedA ?? RoundedOperand(a, rows: aRows, columns: aColumns, stride: lda)
         precondition(operandA.rows == aRows && operandA.columns == aColumns, "a rounded operand of another shape")
+        func run(_ floatsB: UnsafePointer<Float>?, _ bitsB: UnsafePointer<UInt16>?, _ bStride: Int) {
+            if let floatsA = operandA.floats {
+                BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                           a: floatsA, lda: aColumns, b: floatsB!, ldb: bStride, beta: beta, c: c, ldc: ldc)
+            } else {
+                BLAS.bf16gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                              a: operandA.bits!, lda: aColumns, b: bitsB!, ldb: bStride,
+                              accumulate: beta == 1, c: c, ldc: ldc)
+            }
+        }
         // B: a weight's bf16 copy as stored (stride ldb), or a rounded matrix, packed densely.
-        let operandB: (floats: UnsafePointer<Float>?, bits: UnsafePointer<UInt16>?), bStride: Int, temporary: RoundedOperand?
         switch b {
         case .parameter(let parameter):
             let emulated = operandA.floats != nil
-            operandB = (emulated ? UnsafePointer(lowPrecisionFloats(parameter)) : nil,
-                        emulated ? nil : UnsafePointer(lowPrecisionBits(parameter)))
-            (bStride, temporary) = (ldb, nil)
+            run(emulated ? UnsafePointer(lowPrecisionFloats(parameter)) : nil,
+                emulated ? nil : UnsafePointer(lowPrecisionBits(parameter)), ldb)
         case .rounded(let operand):
             precondition(operand.rows == bRows && operand.columns == bColumns, "a rounded operand of another shape")
-            operandB = (operand.floats.map { UnsafePointer($0) }, operand.bits.map { UnsafePointer($0) })
-            (bStride, temporary) = (bColumns, nil)
+            run(operand.floats.map { UnsafePointer($0) }, operand.bits.map { UnsafePointer($0) }, bColumns)
         case .matrix(let source):
-            let operand = RoundedOperand(source, rows: bRows, columns: bColumns, stride: ldb)
-            operandB = (operand.floats.map { UnsafePointer($0) }, operand.bits.map { UnsafePointer($0) })
-            (bStride, temporary) = (bColumns, operand)
-        }
-        withExtendedLifetime(temporary) {
-            if let floatsA = operandA.floats {
-                BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
-                           a: floatsA, lda: aColumns, b: operandB.floats!, ldb: bStride, beta: beta, c: c, ldc: ldc)
-            } else {
-                BLAS.bf16gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
-                              a: operandA.bits!, lda: aColumns, b: operandB.bits!, ldb: bStride,
-                              accumulate: beta == 1, c: c, ldc: ldc)
+            withRoundedOperand(source, rows: bRows, columns: bColumns, stride: ldb) { operand in
+                run(operand!.floats.map { UnsafePointer($0) }, operand!.bits.map { UnsafePointer($0) }, bColumns)
             }
         }
     }

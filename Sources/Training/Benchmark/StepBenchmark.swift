@@ -149,9 +149,22 @@ public final class StepBenchmark {
         return usage
     }
 
+    /// One head's inference latency (`inferenceLatency`): the median seconds of one utterance's
+    /// prediction, and where the AV head's time went by layer kind (wall and CPU seconds per
+    /// utterance) when profiled.
+    public struct InferenceLatency {
+        public var head: String
+        public var median: Double
+        public var sections: [(Profiler.Section, Double)] = []
+        public var processorSections: [(Profiler.Section, Double)] = []
+        /// CPU seconds and multiply-adds per utterance inside sgemm, by shape class, most time first.
+        public var productShapes: [(ProductProfile.ShapeClass, ProductProfile.Totals)] = []
+    }
+
     /// Median seconds of one utterance's prediction by each head (AV, audio only, video only),
     /// at the median frame counts of the benchmark (paper §III-E reports inference cost).
-    public func inferenceLatency(repetitions: Int = 20) -> [(String, Double)] {
+    /// With `profile`, each head's timed repetitions are also split by layer kind.
+    public func inferenceLatency(repetitions: Int = 20, profile: Bool = false) -> [InferenceLatency] {
         let model = VAVLModel(configuration)
         model.initialize(seed: configuration.seed)
         let context = RunContext(store: model.store)
@@ -167,12 +180,28 @@ public final class StepBenchmark {
         return cases.map { name, a, v in
             _ = model.predict(audio: a, video: v, context)
             var times: [Double] = []
+            Profiler.reset()
+            ProductProfile.reset()
+            Profiler.enabled = profile
+            ProductProfile.enabled = profile
             for _ in 0..<repetitions {
                 let start = Profiler.now()
                 _ = model.predict(audio: a, video: v, context)
                 times.append(Profiler.now() - start)
             }
-            return (name, times.sorted()[times.count / 2])
+            Profiler.enabled = false
+            ProductProfile.enabled = false
+            let perUtterance = { (sections: [(Profiler.Section, Double)]) in sections.map { ($0.0, $0.1 / Double(repetitions)) } }
+            return InferenceLatency(head: name, median: times.sorted()[times.count / 2],
+                                    sections: profile ? perUtterance(Profiler.seconds) : [],
+                                    processorSections: profile ? perUtterance(Profiler.processorSeconds) : [],
+                                    productShapes: profile ? ProductProfile.byShape.map { shape, totals in
+                                        var perUtterance = totals
+                                        perUtterance.seconds /= Double(repetitions)
+                                        perUtterance.multiplyAdds /= repetitions
+                                        perUtterance.calls /= repetitions
+                                        return (shape, perUtterance)
+                                    } : [])
         }
     }
 
