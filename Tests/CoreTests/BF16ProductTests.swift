@@ -35,13 +35,15 @@ final class BF16ProductTests: XCTestCase {
         }
     }
 
-    /// Every layout, a size that needs several row tiles and reduction chunks, β 0 and 1:
-    /// the path in use (oneDNN where the CPU has bf16 units) against the product of the
-    /// rounded operands in Double, and against the emulated path.
+    /// Every layout, β 0 and 1, in sizes that need several row tiles and reduction chunks,
+    /// and one row tile cut into column tiles (a remainder too): the path in use (oneDNN
+    /// where the CPU has bf16 units) against the product of the rounded operands in Double,
+    /// and against the emulated path.
     func testEveryLayoutMatchesTheProductOfTheRoundedOperands() {
         let store = ParameterStore(ParameterRegistry())
         store.precision = .bf16
-        let (m, n, k) = (600, 70, 1100)
+        XCTAssertGreaterThan(600, 2 * BLAS.bf16ColumnTile)
+        for (m, n, k) in [(600, 70, 1100), (150, 600, 300)] {
         for transposeA in [Transpose.none, .transposed] {
             for transposeB in [Transpose.none, .transposed] {
                 for beta: Float in [0, 1] {
@@ -81,6 +83,37 @@ final class BF16ProductTests: XCTestCase {
                     XCTAssertLessThanOrEqual(worst, 1, "\(MatrixEngine.hardwarePath) \(transposeA) \(transposeB) β \(beta)")
                     XCTAssertLessThanOrEqual(worstPaths, 2, "paths apart, \(transposeA) \(transposeB) β \(beta)")
                 }
+            }
+        }
+        }
+    }
+
+    /// The tiles are cut by the shape alone, so a bf16 product gives the same bits on one
+    /// thread and on two (resume and a change of `--threads` stay exact), on every path
+    /// this CPU has, for the shapes of a training batch and of one utterance.
+    func testProductsGiveTheSameBitsOnAnyThreadCount() {
+        let store = ParameterStore(ParameterRegistry())
+        store.precision = .bf16
+        let paths: [MatrixEngine.Choice] = MatrixEngine.hardwarePath == .emulated ? [.emulated] : [.emulated, .onednn]
+        for path in paths {
+            for (transposeA, m, n, k) in [(Transpose.none, 700, 512, 256), (.none, 150, 1024, 512), (.transposed, 300, 600, 1100)] {
+                let lda = transposeA == .none ? k : m
+                let a = randomMatrix(m * k, seed: 5), b = randomMatrix(k * n, seed: 6)
+                func product(threads: Int) -> [UInt32] {
+                    var c = [Float](repeating: 0, count: m * n)
+                    let saved = BLAS.threadCount
+                    BLAS.threadCount = threads
+                    defer { BLAS.threadCount = saved }
+                    b.withUnsafeBufferPointer { bPointer in
+                        MatrixEngine.with(path) {
+                            store.multiply(transposeA: transposeA, transposeB: .transposed, m: m, n: n, k: k, a: a, lda: lda,
+                                           b: .matrix(bPointer.baseAddress!), ldb: k, c: &c, ldc: n)
+                        }
+                    }
+                    return c.map(\.bitPattern)
+                }
+                XCTAssertGreaterThanOrEqual(m * n * k, BLAS.minimumSplitWork, "large enough to be split over two threads")
+                XCTAssertEqual(product(threads: 1), product(threads: 2), "\(path), \(transposeA) \(m) × \(n) × \(k)")
             }
         }
     }

@@ -127,6 +127,10 @@ extension BLAS {
     /// threads: each tile is one single-threaded oneDNN call on a fixed shape.
     public static let bf16RowTile = 256
     public static let bf16ReductionChunk = 512
+    /// A product with a single row tile (one utterance at inference, a small layer's weight
+    /// gradient) is also cut at multiples of this many columns, so that it still spreads
+    /// over the threads; the cut depends on the shape alone, like the others.
+    public static let bf16ColumnTile = 256
 
     /// The implementations oneDNN chose for the products run so far (`vavl info`, `bench`).
     public static var bf16Implementations: [String] { BF16MatmulCache.shared.implementations.sorted() }
@@ -137,9 +141,10 @@ extension BLAS {
     /// oneDNN: the shapes and strides of ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``,
     /// `accumulate` in place of β ∈ {0, 1}.
     ///
-    /// C is cut into tiles of ``bf16RowTile`` rows; when A is transposed (a weight gradient,
-    /// whose reduction runs over the batch's rows) the reduction is cut into chunks of
-    /// ``bf16ReductionChunk`` added in order. Tiles run on the rank's threads.
+    /// C is cut into tiles of ``bf16RowTile`` rows (and, if that leaves one, of
+    /// ``bf16ColumnTile`` columns); when A is transposed (a weight gradient, whose reduction
+    /// runs over the batch's rows) the reduction is cut into chunks of ``bf16ReductionChunk``
+    /// added in order. Tiles run on the rank's threads.
     public static func bf16gemm(
         transposeA: Transpose = .none, transposeB: Transpose = .none,
         m: Int, n: Int, k: Int,
@@ -153,30 +158,34 @@ extension BLAS {
             if !accumulate { for row in 0..<m { (c + row * ldc).update(repeating: 0, count: n) } }
             return
         }
-        let tiles = (m + bf16RowTile - 1) / bf16RowTile
+        let rowTiles = (m + bf16RowTile - 1) / bf16RowTile
+        let columnTile = rowTiles == 1 ? bf16ColumnTile : n, columnTiles = (n + columnTile - 1) / columnTile
         let chunk = transposeA == .transposed ? bf16ReductionChunk : k
         func run(tile: Int) {
-            let rowStart = tile * bf16RowTile, rows = min(bf16RowTile, m - rowStart)
-            // A's rows of this tile: stored rows when A is as is, stored columns when transposed.
+            let rowStart = tile / columnTiles * bf16RowTile, rows = min(bf16RowTile, m - rowStart)
+            let columnStart = tile % columnTiles * columnTile, columns = min(columnTile, n - columnStart)
+            // A's rows of this tile: stored rows when A is as is, stored columns when transposed;
+            // B's columns likewise.
             let aTile = transposeA == .none ? a + rowStart * lda : a + rowStart
+            let bTile = transposeB == .none ? b + columnStart : b + columnStart * ldb
             var done = 0
             while done < k {
                 let depth = min(chunk, k - done)
                 let aPart = transposeA == .none ? aTile + done : aTile + done * lda
-                let bPart = transposeB == .none ? b + done * ldb : b + done
-                let key = BF16MatmulCache.Key(m: rows, n: n, k: depth, lda: lda, ldb: ldb, ldc: ldc,
+                let bPart = transposeB == .none ? bTile + done * ldb : bTile + done
+                let key = BF16MatmulCache.Key(m: rows, n: columns, k: depth, lda: lda, ldb: ldb, ldc: ldc,
                                               transposeA: transposeA == .transposed, transposeB: transposeB == .transposed,
                                               accumulate: accumulate || done > 0)
                 let matmul = BF16MatmulCache.shared.matmul(key)
-                ProductProfile.measure(transposeA: transposeA, transposeB: transposeB, m: rows, n: n, k: depth) {
-                    let status = vavl_bf16_matmul_execute(matmul, aPart, bPart, c + rowStart * ldc)
+                ProductProfile.measure(transposeA: transposeA, transposeB: transposeB, m: rows, n: columns, k: depth) {
+                    let status = vavl_bf16_matmul_execute(matmul, aPart, bPart, c + rowStart * ldc + columnStart)
                     if status != 0 { fatalError("\(OneDNNError(operation: "matmul \(key)", status: status))") }
                 }
                 done += depth
             }
         }
-        let threads = splitCount(m: m, n: n, k: k)
-        if threads == 1 || tiles == 1 {
+        let tiles = rowTiles * columnTiles
+        if splitCount(m: m, n: n, k: k) == 1 || tiles == 1 {
             for tile in 0..<tiles { run(tile: tile) }
             return
         }
