@@ -99,6 +99,37 @@ public final class VAVLModel {
         return pooling.forward(sharedOutput, segments: segments, context)
     }
 
+    /// Up to this many frames in all, ``predict(audio:video:_:)`` runs both modalities through
+    /// the shared layers in one pass (``representBoth(audio:video:_:)``): products of a few
+    /// hundred rows run below the kernels' full rate and gain from more (one AV utterance on
+    /// one thread: 10–20 % faster, measured side by side). Above it they run at full rate
+    /// anyway, and a joint pass would only grow the shared layers' buffers beyond a training
+    /// batch's.
+    public static let jointPassFrameLimit = 1024
+
+    /// Both modalities' representations in evaluation mode: each branch on its own frames,
+    /// then the shared layers and the pooling in one pass over both modalities' frames, the
+    /// utterances side by side (audio's, then video's). In evaluation every layer of θ_s
+    /// treats each utterance alone (BatchNorm uses its running statistics, no dropout), so
+    /// this is the maths of one pass per modality in larger products: one utterance's AV
+    /// prediction runs the shared blocks on 240 rows instead of 150 and then 90.
+    /// - Returns: (B_a, dim) and (B_v, dim), new matrices.
+    func representBoth(audio: (Matrix, Segments), video: (Matrix, Segments), _ context: RunContext) -> (Matrix, Matrix) {
+        precondition(context.mode == .evaluation, "modalities share a pass only in evaluation (BatchNorm's batch statistics)")
+        let audioFrames = branch(.audio).forward(audio.0, segments: audio.1, context)
+        let videoFrames = branch(.video).forward(video.0, segments: video.1, context)
+        let frames = Matrix(rows: audioFrames.rows + videoFrames.rows, columns: audioFrames.columns)
+        frames.data.update(from: audioFrames.data, count: audioFrames.count)
+        (frames.data + audioFrames.count).update(from: videoFrames.data, count: videoFrames.count)
+        let segments = Segments(lengths: audio.1.lengths + video.1.lengths)
+        let pooled = pooling.forward(shared.forward(frames, segments: segments, context), segments: segments, context)
+        let audioCount = audio.1.count * pooled.columns
+        let ra = Matrix(rows: audio.1.count, columns: pooled.columns), rv = Matrix(rows: video.1.count, columns: pooled.columns)
+        ra.data.update(from: pooled.data, count: audioCount)
+        rv.data.update(from: pooled.data + audioCount, count: rv.count)
+        return (ra, rv)
+    }
+
     /// Backward of ``represent(_:_:segments:_:)`` from dr (B, dim). `ready` is told each
     /// parameter range as soon as its gradients are final: the shared layers, then the branch.
     public func representBackward(_ modality: Modality, _ dr: Matrix, _ context: RunContext,
@@ -129,10 +160,13 @@ public final class VAVLModel {
     public func predict(audio: (Matrix, Segments)?, video: (Matrix, Segments)?, _ context: RunContext) -> Matrix {
         context.mode = .evaluation
         var representations: [Modality: Matrix] = [:]
-        for (modality, input) in [(Modality.audio, audio), (.video, video)] {
-            guard let (features, segments) = input else { continue }
-            let r = represent(modality, features, segments: segments, context)
-            representations[modality] = Matrix(rows: r.rows, columns: r.columns, values: r.array)
+        if let audio, let video, audio.0.rows + video.0.rows <= Self.jointPassFrameLimit {
+            (representations[.audio], representations[.video]) = representBoth(audio: audio, video: video, context)
+        } else {
+            for (modality, input) in [(Modality.audio, audio), (.video, video)] {
+                guard let (features, segments) = input else { continue }
+                representations[modality] = Matrix(copying: represent(modality, features, segments: segments, context))
+            }
         }
         if let ra = representations[.audio], let rv = representations[.video] {
             if let audioVisualHead {
