@@ -43,48 +43,50 @@ final class BF16ProductTests: XCTestCase {
         let store = ParameterStore(ParameterRegistry())
         store.precision = .bf16
         XCTAssertGreaterThan(600, 2 * BLAS.bf16ColumnTile)
-        for (m, n, k) in [(600, 70, 1100), (150, 600, 300)] {
-        for transposeA in [Transpose.none, .transposed] {
-            for transposeB in [Transpose.none, .transposed] {
-                for beta: Float in [0, 1] {
-                    let a = randomMatrix(m * k, seed: 1), b = randomMatrix(k * n, seed: 2), c0 = randomMatrix(m * n, seed: 4)
-                    let lda = transposeA == .none ? k : m, ldb = transposeB == .none ? n : k
-                    func element(_ matrix: [Float], _ ld: Int, _ transposed: Bool, _ row: Int, _ column: Int) -> Double {
-                        Double(BFloat16.rounded(transposed ? matrix[column * ld + row] : matrix[row * ld + column]))
-                    }
-                    var c = c0, emulated = c0
-                    b.withUnsafeBufferPointer { bPointer in
-                        MatrixEngine.with(.onednn) {
-                            store.multiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda,
-                                           b: .matrix(bPointer.baseAddress!), ldb: ldb, beta: beta, c: &c, ldc: n)
+        // Row tiles with reduction chunks; one row tile in column tiles; both cuts at once
+        // when A is transposed (a small layer's weight gradient).
+        for (m, n, k) in [(600, 70, 1100), (150, 600, 300), (150, 600, 1100)] {
+            for transposeA in [Transpose.none, .transposed] {
+                for transposeB in [Transpose.none, .transposed] {
+                    for beta: Float in [0, 1] {
+                        let a = randomMatrix(m * k, seed: 1), b = randomMatrix(k * n, seed: 2), c0 = randomMatrix(m * n, seed: 4)
+                        let lda = transposeA == .none ? k : m, ldb = transposeB == .none ? n : k
+                        func element(_ matrix: [Float], _ ld: Int, _ transposed: Bool, _ row: Int, _ column: Int) -> Double {
+                            Double(BFloat16.rounded(transposed ? matrix[column * ld + row] : matrix[row * ld + column]))
                         }
-                        MatrixEngine.withEmulation {
-                            store.multiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda,
-                                           b: .matrix(bPointer.baseAddress!), ldb: ldb, beta: beta, c: &emulated, ldc: n)
-                        }
-                    }
-                    var worst = 0.0, worstPaths = 0.0
-                    for i in stride(from: 0, to: m, by: 23) {
-                        for j in 0..<n {
-                            var exact = beta == 1 ? Double(c0[i * n + j]) : 0
-                            var magnitude = abs(exact)
-                            for p in 0..<k {
-                                let product = element(a, lda, transposeA == .transposed, i, p) * element(b, ldb, transposeB == .transposed, p, j)
-                                exact += product
-                                magnitude += abs(product)
+                        var c = c0, emulated = c0
+                        b.withUnsafeBufferPointer { bPointer in
+                            MatrixEngine.with(.onednn) {
+                                store.multiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda,
+                                               b: .matrix(bPointer.baseAddress!), ldb: ldb, beta: beta, c: &c, ldc: n)
                             }
-                            // fp32 accumulation of k exact products (bf16 × bf16 is exact in fp32):
-                            // |error| ≤ k · 2⁻²⁴ · Σ|products| in the worst order.
-                            let bound = Double(k) * 0x1p-24 * magnitude
-                            worst = max(worst, abs(Double(c[i * n + j]) - exact) / bound)
-                            worstPaths = max(worstPaths, abs(Double(c[i * n + j]) - Double(emulated[i * n + j])) / bound)
+                            MatrixEngine.withEmulation {
+                                store.multiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda,
+                                               b: .matrix(bPointer.baseAddress!), ldb: ldb, beta: beta, c: &emulated, ldc: n)
+                            }
                         }
+                        var worst = 0.0, worstPaths = 0.0
+                        for i in stride(from: 0, to: m, by: 23) {
+                            for j in 0..<n {
+                                var exact = beta == 1 ? Double(c0[i * n + j]) : 0
+                                var magnitude = abs(exact)
+                                for p in 0..<k {
+                                    let product = element(a, lda, transposeA == .transposed, i, p) * element(b, ldb, transposeB == .transposed, p, j)
+                                    exact += product
+                                    magnitude += abs(product)
+                                }
+                                // fp32 accumulation of k exact products (bf16 × bf16 is exact in fp32):
+                                // |error| ≤ k · 2⁻²⁴ · Σ|products| in the worst order.
+                                let bound = Double(k) * 0x1p-24 * magnitude
+                                worst = max(worst, abs(Double(c[i * n + j]) - exact) / bound)
+                                worstPaths = max(worstPaths, abs(Double(c[i * n + j]) - Double(emulated[i * n + j])) / bound)
+                            }
+                        }
+                        XCTAssertLessThanOrEqual(worst, 1, "\(MatrixEngine.hardwarePath) \(transposeA) \(transposeB) β \(beta), \(m) × \(n) × \(k)")
+                        XCTAssertLessThanOrEqual(worstPaths, 2, "paths apart, \(transposeA) \(transposeB) β \(beta), \(m) × \(n) × \(k)")
                     }
-                    XCTAssertLessThanOrEqual(worst, 1, "\(MatrixEngine.hardwarePath) \(transposeA) \(transposeB) β \(beta)")
-                    XCTAssertLessThanOrEqual(worstPaths, 2, "paths apart, \(transposeA) \(transposeB) β \(beta)")
                 }
             }
-        }
         }
     }
 
@@ -96,7 +98,7 @@ final class BF16ProductTests: XCTestCase {
         store.precision = .bf16
         let paths: [MatrixEngine.Choice] = MatrixEngine.hardwarePath == .emulated ? [.emulated] : [.emulated, .onednn]
         for path in paths {
-            for (transposeA, m, n, k) in [(Transpose.none, 700, 512, 256), (.none, 150, 1024, 512), (.transposed, 300, 600, 1100)] {
+            for (transposeA, m, n, k) in [(Transpose.none, 700, 512, 256), (.none, 150, 1024, 512), (.transposed, 300, 600, 1100), (.transposed, 150, 600, 1100)] {
                 let lda = transposeA == .none ? k : m
                 let a = randomMatrix(m * k, seed: 5), b = randomMatrix(k * n, seed: 6)
                 func product(threads: Int) -> [UInt32] {

@@ -17,6 +17,11 @@ import XCTest
 final class MixedPrecisionTests: XCTestCase {
     private let u = 0x1p-8
 
+    /// `source` rounded in a pass of its own in bf16; nil in fp32, which rounds nothing.
+    private func separatelyRounded(_ store: ParameterStore, _ source: UnsafePointer<Float>, rows: Int, columns: Int) -> RoundedOperand? {
+        store.precision == .bf16 ? RoundedOperand(source, rows: rows, columns: columns, stride: columns) : nil
+    }
+
     /// The operands rounded by the passes that produce them (LayerNorm row by row, Swish a
     /// piece at a time, the feed-forward's hidden row by row) are bit for bit the separate
     /// rounding pass of the same values; fp32 rounds nothing.
@@ -44,12 +49,12 @@ final class MixedPrecisionTests: XCTestCase {
                 XCTAssertEqual(fused == nil, precision == .fp32)
                 XCTAssertEqual(fusedOutput.rows, precision == .fp32 ? rows : 0, "LayerNorm's fp32 output, \(precision)")
                 let normalized = norm.forward(x, context, roundingOutput: false)
-                let separate = store.roundedOperand(normalized.data, rows: rows, columns: 37, stride: 37)
+                let separate = separatelyRounded(store, normalized.data, rows: rows, columns: 37)
                 XCTAssertEqual(values(fused), values(separate), "LayerNorm, \(rows) rows, \(precision)")
                 XCTAssertEqual(swish.forward(x, context, roundingOutput: true).rows, precision == .fp32 ? rows : 0)
                 let fusedSwish = swish.roundedOutput
                 let activated = swish.forward(x, context, roundingOutput: false)
-                XCTAssertEqual(values(fusedSwish), values(store.roundedOperand(activated.data, rows: rows, columns: 37, stride: 37)),
+                XCTAssertEqual(values(fusedSwish), values(separatelyRounded(store, activated.data, rows: rows, columns: 37)),
                                "Swish, \(rows) rows, \(precision)")
             }
         }
@@ -76,7 +81,7 @@ final class MixedPrecisionTests: XCTestCase {
             }
         }
         XCTAssertTrue(masks.array.contains(0), "the dropout was active")
-        XCTAssertEqual(values(module.roundedHiddenForTesting), values(ffStore.roundedOperand(expected.data, rows: 16, columns: 64, stride: 64)))
+        XCTAssertEqual(values(module.roundedHiddenForTesting), values(separatelyRounded(ffStore, expected.data, rows: 16, columns: 64)))
     }
 
     func testLinearForwardAndBackwardStayWithinTheRoundingBound() {
@@ -217,19 +222,24 @@ final class MixedPrecisionTests: XCTestCase {
         model.initialize(seed: 3)
         let trainer = AlgorithmOne(model: model)
         let batch = mixedBatch(audioDimension: 5, videoDimension: 4, labels: Matrix(rows: 5, columns: 3, values: [0.7, 0.2, 0.1, 0.1, 0.8, 0.1, 0.2, 0.2, 0.6, 0.5, 0.25, 0.25, 0.1, 0.1, 0.8]), seed: 1)
-        func step() throws -> (gradients: [Float], hidden: RoundedOperand?, storage: UnsafeMutableRawPointer?, held: Int) {
+        func step() throws -> (gradients: [Float], hidden: RoundedOperand?, storage: UnsafeMutableRawPointer?, held: [UInt]) {
             try trainer.iterate(batch, counts: batch.localCounts, iteration: 0)
             let hidden = model.acoustic.encoder.blocks[0].feedForward1.roundedHiddenForTesting
             return (Array(UnsafeBufferPointer(start: model.store.gradients, count: model.store.parameterCount)), hidden,
                     hidden.flatMap { UnsafeMutableRawPointer($0.floats) ?? UnsafeMutableRawPointer($0.bits) },
-                    model.store.temporaryOperands.heldValues)
+                    model.store.temporaryOperands.heldStorage)
         }
         let first = try step(), second = try step()
         XCTAssertNotNil(first.hidden, "bf16 keeps the hidden activations rounded")
         XCTAssertTrue(first.hidden === second.hidden && first.storage == second.storage, "the feed-forward refills its operand")
-        XCTAssertGreaterThan(first.held, 0, "products rounded temporaries")
-        XCTAssertEqual(second.held, first.held, "the temporaries were recycled, not allocated again")
+        XCTAssertFalse(first.held.isEmpty, "products rounded temporaries")
+        XCTAssertEqual(second.held, first.held, "the temporaries' storage was reused, not allocated again")
         XCTAssertEqual(second.gradients, first.gradients)
+        // And the reused storage gives what fresh storage gives: a new model's first step.
+        let fresh = VAVLModel(config)
+        fresh.initialize(seed: 3)
+        try AlgorithmOne(model: fresh).iterate(batch, counts: batch.localCounts, iteration: 0)
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: fresh.store.gradients, count: fresh.store.parameterCount)), second.gradients)
     }
 
     /// The store's temporaries: a use takes the smallest free operand that fits, or grows the

@@ -68,29 +68,40 @@ final class AlgorithmOneTests: XCTestCase {
 
     /// A small AV prediction runs the shared layers once over both modalities' frames: the
     /// maths of one pass per modality, as evaluation mode treats every utterance alone
-    /// (BatchNorm on running statistics, set away from their initial values here).
+    /// (BatchNorm on running statistics, set away from their initial values here) — with and
+    /// without the shared residual; and `predict` of such an input gives head_av's output.
     func testJointSharedPassGivesWhatOnePassPerModalityGives() {
         for precision in Precision.allCases {
-            var config = VAVLConfiguration.tiny(audio: 5, video: 4, outputs: 3)
-            config.precision = precision
-            let model = VAVLModel(config)
-            model.initialize(seed: 3)
-            GradientCheck.perturbParameters(model.store, seed: 4)
-            var generator = SplitMix64(seed: 5)
-            for i in 0..<model.store.bufferCount { model.store.bufferValues[i] = 0.5 + generator.uniform(0, 1) }
-            let audioSegments = Segments(lengths: [7, 12]), videoSegments = Segments(lengths: [5, 9])
-            let audio = GradientCheck.randomMatrix(rows: audioSegments.totalRows, columns: 5, seed: 6)
-            let video = GradientCheck.randomMatrix(rows: videoSegments.totalRows, columns: 4, seed: 7)
-            XCTAssertLessThanOrEqual(audio.rows + video.rows, VAVLModel.jointPassFrameLimit)
-            let context = RunContext(store: model.store)
-            let joint = model.predict(audio: (audio, audioSegments), video: (video, videoSegments), context).array
-            let ra = Matrix(copying: model.represent(.audio, audio, segments: audioSegments, context))
-            let rv = model.represent(.video, video, segments: videoSegments, context)
-            let separate = model.audioVisualHead!.forward(concatenate(ra, rv), context).array
-            XCTAssertEqual(joint.count, 2 * 3)
-            // bf16: a last-bit difference of a product of another row count can flip a later rounding.
-            let tolerance: Float = precision == .fp32 ? 1e-5 : 1e-2
-            for (p, q) in zip(joint, separate) { XCTAssertEqual(p, q, accuracy: tolerance * max(1, abs(q)), "\(precision)") }
+            for residual in [true, false] {
+                var config = VAVLConfiguration.tiny(audio: 5, video: 4, outputs: 3)
+                config.precision = precision
+                config.residual = residual
+                let model = VAVLModel(config)
+                model.initialize(seed: 3)
+                GradientCheck.perturbParameters(model.store, seed: 4)
+                var generator = SplitMix64(seed: 5)
+                for i in 0..<model.store.bufferCount { model.store.bufferValues[i] = 0.5 + generator.uniform(0, 1) }
+                let audioSegments = Segments(lengths: [7, 12]), videoSegments = Segments(lengths: [5, 9])
+                let audio = GradientCheck.randomMatrix(rows: audioSegments.totalRows, columns: 5, seed: 6)
+                let video = GradientCheck.randomMatrix(rows: videoSegments.totalRows, columns: 4, seed: 7)
+                XCTAssertLessThanOrEqual(audio.rows + video.rows, VAVLModel.jointPassFrameLimit)
+                let context = RunContext(store: model.store)
+                context.mode = .evaluation
+                let (jointAudio, jointVideo) = model.representBoth(audio: (audio, audioSegments), video: (video, videoSegments), context)
+                let ra = Matrix(copying: model.represent(.audio, audio, segments: audioSegments, context))
+                let rv = Matrix(copying: model.represent(.video, video, segments: videoSegments, context))
+                let expected = model.audioVisualHead!.forward(concatenate(ra, rv), context).array
+                let predicted = model.predict(audio: (audio, audioSegments), video: (video, videoSegments), context).array
+                // bf16: a last-bit difference of a product of another row count can flip a later rounding.
+                let tolerance: Float = precision == .fp32 ? 1e-5 : 1e-2
+                let label = "\(precision), residual \(residual)"
+                XCTAssertEqual(jointAudio.rows, 2)
+                XCTAssertEqual(jointVideo.rows, 2)
+                for (joint, separate) in [(jointAudio.array, ra.array), (jointVideo.array, rv.array), (predicted, expected)] {
+                    XCTAssertEqual(joint.count, separate.count, label)
+                    for (p, q) in zip(joint, separate) { XCTAssertEqual(p, q, accuracy: tolerance * max(1, abs(q)), label) }
+                }
+            }
         }
     }
 

@@ -25,8 +25,7 @@ public final class Swish: FrameLayer {
     /// returned matrix is then empty (0 rows); the backward needs only x.
     public func forward(_ x: Matrix, _ context: RunContext, roundingOutput: Bool) -> Matrix {
         input = x
-        let rounded = roundingOutput ? context.store.operandToFill(rows: x.rows, columns: x.columns, reusing: roundedStorage) : nil
-        roundedStorage = rounded ?? roundedStorage
+        let rounded = roundingOutput ? context.store.operandToFill(rows: x.rows, columns: x.columns, storage: &roundedStorage) : nil
         roundedOutput = rounded
         guard let rounded else {
             output.resize(rows: x.rows, columns: x.columns)

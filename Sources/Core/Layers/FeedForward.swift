@@ -19,6 +19,8 @@ public final class FeedForward: Layer {
     private let shared: (dHidden: Matrix, dPreActivation: Matrix, dOutput: Matrix, dNormalized: Matrix)
     /// The two linear maps' inputs rounded to bf16 (bf16 mode), from the forward to the backward.
     private var roundedInputs: (normalized: RoundedOperand?, hidden: RoundedOperand?) = (nil, nil)
+    /// The storage `roundedInputs.hidden` is refilled in, kept across forwards.
+    private var hiddenStorage: RoundedOperand?
     /// dx of the last `backward(_:_:)` (it belongs to the module's LayerNorm).
     public var inputGradient: Matrix { norm.inputGradient }
 
@@ -55,7 +57,7 @@ public final class FeedForward: Layer {
         let bias = linear1.biasPointer(store)
         // In bf16 each row is computed into a row of scratch and rounded into the operand of
         // linear2 and its backward; in fp32 it is written into `hidden`.
-        let roundedHidden = store.operandToFill(rows: n, columns: width, reusing: roundedInputs.hidden)
+        let roundedHidden = store.operandToFill(rows: n, columns: width, storage: &hiddenStorage)
         hidden.resize(rows: roundedHidden == nil ? n : 0, columns: width)
         let activated = hidden.data
         // The bias is added on the fly (here and in the backward) rather than stored back

@@ -37,8 +37,7 @@ public final class LayerNorm: FrameLayer {
     public func forward(_ x: Matrix, _ context: RunContext, roundingOutput: Bool) -> Matrix {
         input = x
         let store = context.store
-        let rounded = roundingOutput ? store.operandToFill(rows: x.rows, columns: channels, reusing: roundedStorage) : nil
-        roundedStorage = rounded ?? roundedStorage
+        let rounded = roundingOutput ? store.operandToFill(rows: x.rows, columns: channels, storage: &roundedStorage) : nil
         roundedOutput = rounded
         let rows = x.rows, c = channels
         output.resize(rows: rounded == nil ? rows : 0, columns: c)

@@ -26,7 +26,8 @@ public final class ModalityBranch {
 }
 
 /// The shared layers θ_s (DESIGN §2.2): h = LayerNorm(shared(x) + x) (no `+ x` under the
-/// no-residual ablation), applied to one modality at a time.
+/// no-residual ablation), applied to one modality at a time in training; a small AV
+/// prediction runs both modalities' utterances in one pass (`VAVLModel.representBoth`).
 public final class SharedEncoder: Layer {
     public let encoder: ConformerEncoder
     public let norm: LayerNorm

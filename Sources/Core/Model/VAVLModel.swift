@@ -116,15 +116,19 @@ public final class VAVLModel {
     /// - Returns: (B_a, dim) and (B_v, dim), new matrices.
     func representBoth(audio: (Matrix, Segments), video: (Matrix, Segments), _ context: RunContext) -> (Matrix, Matrix) {
         precondition(context.mode == .evaluation, "modalities share a pass only in evaluation (BatchNorm's batch statistics)")
-        let audioFrames = branch(.audio).forward(audio.0, segments: audio.1, context)
-        let videoFrames = branch(.video).forward(video.0, segments: video.1, context)
+        let (audioFeatures, audioSegments) = audio, (videoFeatures, videoSegments) = video
+        // The video frames go after the audio rows the segments cover: they must cover them all.
+        precondition(audioSegments.totalRows == audioFeatures.rows && videoSegments.totalRows == videoFeatures.rows,
+                     "segments that do not cover the features")
+        let audioFrames = branch(.audio).forward(audioFeatures, segments: audioSegments, context)
+        let videoFrames = branch(.video).forward(videoFeatures, segments: videoSegments, context)
         let frames = Matrix(rows: audioFrames.rows + videoFrames.rows, columns: audioFrames.columns)
         frames.data.update(from: audioFrames.data, count: audioFrames.count)
         (frames.data + audioFrames.count).update(from: videoFrames.data, count: videoFrames.count)
-        let segments = Segments(lengths: audio.1.lengths + video.1.lengths)
+        let segments = Segments(lengths: audioSegments.lengths + videoSegments.lengths)
         let pooled = pooling.forward(shared.forward(frames, segments: segments, context), segments: segments, context)
-        let audioCount = audio.1.count * pooled.columns
-        let ra = Matrix(rows: audio.1.count, columns: pooled.columns), rv = Matrix(rows: video.1.count, columns: pooled.columns)
+        let audioCount = audioSegments.count * pooled.columns
+        let ra = Matrix(rows: audioSegments.count, columns: pooled.columns), rv = Matrix(rows: videoSegments.count, columns: pooled.columns)
         ra.data.update(from: pooled.data, count: audioCount)
         rv.data.update(from: pooled.data + audioCount, count: rv.count)
         return (ra, rv)

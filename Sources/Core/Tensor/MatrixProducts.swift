@@ -86,17 +86,21 @@ public final class RoundedOperand {
 /// smallest free operand large enough — or, if none is, grows the largest — and gives it
 /// back after. The attention workers multiply concurrently, so the list is locked; it
 /// holds at most as many operands as were ever in use at once.
-final class TemporaryOperands: @unchecked Sendable {
+final class TemporaryOperands {
     private let free = Mutex<[RoundedOperand]>([])
 
     func with<T>(rows: Int, columns: Int, _ body: (RoundedOperand) -> T) -> T {
         let count = rows * columns
         let taken: RoundedOperand? = free.withLock { list in
             guard !list.isEmpty else { return nil }
-            let fitting = list.indices.filter { list[$0].capacity >= count }
-            let index = fitting.min { list[$0].capacity < list[$1].capacity }
-                ?? list.indices.max { list[$0].capacity < list[$1].capacity }!
-            return list.remove(at: index)
+            // The smallest that fits, else the largest (one pass: this runs for every product).
+            var smallestFitting: Int?, largest = 0
+            for index in list.indices {
+                let capacity = list[index].capacity
+                if capacity > list[largest].capacity { largest = index }
+                if capacity >= count, smallestFitting.map({ capacity < list[$0].capacity }) ?? true { smallestFitting = index }
+            }
+            return list.remove(at: smallestFitting ?? largest)
         }
         let operand = taken ?? RoundedOperand(rows: rows, columns: columns)
         operand.reshape(rows: rows, columns: columns)
@@ -106,15 +110,13 @@ final class TemporaryOperands: @unchecked Sendable {
 
     /// Values held by the free operands (tests).
     var heldValues: Int { free.withLock { $0.reduce(0) { $0 + $1.capacity } } }
+    /// The free operands' storage addresses, in order (tests: the same storage is reused).
+    var heldStorage: [UInt] {
+        free.withLock { $0.map { UInt(bitPattern: $0.floats.map { UnsafeRawPointer($0) } ?? $0.bits.map { UnsafeRawPointer($0) }) }.sorted() }
+    }
 }
 
 extension ParameterStore {
-    /// `source` (rows × columns as stored, row stride `stride`) rounded once for several
-    /// products, or nil in fp32 (where operands are used as they are).
-    public func roundedOperand(_ source: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int) -> RoundedOperand? {
-        precision == .bf16 ? RoundedOperand(source, rows: rows, columns: columns, stride: stride) : nil
-    }
-
     /// Calls `body` with `source` rounded (bf16) into a recycled operand that lives for the
     /// call only, or with nil in fp32.
     public func withRoundedOperand<T>(_ source: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
@@ -127,14 +129,17 @@ extension ParameterStore {
     }
 
     /// An operand for the pass that produces it to round as it writes each row
-    /// (``RoundedOperand/fill(_:at:count:)``), or nil in fp32. `reusing`: the caller's operand
-    /// of the previous pass, whose storage is refilled (the caller must be done with its
-    /// values) — a layer keeps one and passes it back every forward.
-    public func operandToFill(rows: Int, columns: Int, reusing previous: RoundedOperand?) -> RoundedOperand? {
+    /// (``RoundedOperand/fill(_:at:count:)``), or nil in fp32. `storage`: the layer's own
+    /// operand, kept across forwards and refilled here (created on first use); the layer
+    /// must be done with the values of its previous forward.
+    public func operandToFill(rows: Int, columns: Int, storage: inout RoundedOperand?) -> RoundedOperand? {
         guard precision == .bf16 else { return nil }
-        guard let previous else { return RoundedOperand(rows: rows, columns: columns) }
-        previous.reshape(rows: rows, columns: columns)
-        return previous
+        if let storage {
+            storage.reshape(rows: rows, columns: columns)
+        } else {
+            storage = RoundedOperand(rows: rows, columns: columns)
+        }
+        return storage
     }
 
     /// `C ← op(A) · op(B) + β C` (β ∈ {0, 1}) in the store's ``precision``: every matrix

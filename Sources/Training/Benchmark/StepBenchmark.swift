@@ -150,8 +150,8 @@ public final class StepBenchmark {
     }
 
     /// One head's inference latency (`inferenceLatency`): the median seconds of one utterance's
-    /// prediction, and where the AV head's time went by layer kind (wall and CPU seconds per
-    /// utterance) when profiled.
+    /// prediction and, when profiled, where its time went by layer kind (wall and CPU seconds
+    /// per utterance) and by product shape.
     public struct InferenceLatency {
         public var head: String
         public var median: Double
@@ -163,7 +163,8 @@ public final class StepBenchmark {
 
     /// Median seconds of one utterance's prediction by each head (AV, audio only, video only),
     /// at the median frame counts of the benchmark (paper §III-E reports inference cost).
-    /// With `profile`, each head's timed repetitions are also split by layer kind.
+    /// With `profile`, each head then runs `repetitions` more times with the profilers on (the
+    /// median is timed without them), for the breakdown.
     public func inferenceLatency(repetitions: Int = 20, profile: Bool = false) -> [InferenceLatency] {
         let model = VAVLModel(configuration)
         model.initialize(seed: configuration.seed)
@@ -180,17 +181,18 @@ public final class StepBenchmark {
         return cases.map { name, a, v in
             _ = model.predict(audio: a, video: v, context)
             var times: [Double] = []
-            Profiler.reset()
-            ProductProfile.reset()
-            Profiler.enabled = profile
-            ProductProfile.enabled = profile
             for _ in 0..<repetitions {
                 let start = Profiler.now()
                 _ = model.predict(audio: a, video: v, context)
                 times.append(Profiler.now() - start)
             }
-            Profiler.enabled = false
-            ProductProfile.enabled = false
+            if profile {
+                Profiler.reset()
+                ProductProfile.reset()
+                (Profiler.enabled, ProductProfile.enabled) = (true, true)
+                for _ in 0..<repetitions { _ = model.predict(audio: a, video: v, context) }
+                (Profiler.enabled, ProductProfile.enabled) = (false, false)
+            }
             let perUtterance = { (sections: [(Profiler.Section, Double)]) in sections.map { ($0.0, $0.1 / Double(repetitions)) } }
             return InferenceLatency(head: name, median: times.sorted()[times.count / 2],
                                     sections: profile ? perUtterance(Profiler.seconds) : [],
