@@ -119,4 +119,38 @@ final class BF16ProductTests: XCTestCase {
             }
         }
     }
+
+    /// oneDNN 2.6 takes its brgemm kernels (AMX where the CPU has it) only for dense
+    /// operands and falls back to `gemm:jit` (no AMX) otherwise: every product — a transposed
+    /// A cut into row tiles, B and C cut into column tiles, C one head's columns of a wider
+    /// matrix, a whole model step — is handed to oneDNN dense, on a brgemm kernel.
+    func testEveryOneDNNProductRunsOnABrgemmKernel() throws {
+        guard MatrixEngine.hardwarePath != .emulated else {
+            throw XCTSkip("this CPU has neither AMX-BF16 nor AVX512-BF16: oneDNN is not used")
+        }
+        let store = ParameterStore(ParameterRegistry())
+        store.precision = .bf16
+        MatrixEngine.with(.onednn) {
+            for (transposeA, transposeB, m, n, k, ldc) in [(Transpose.transposed, Transpose.none, 600, 600, 1100, 600),
+                                                            (.none, .transposed, 150, 600, 300, 600), (.none, .none, 150, 600, 300, 600),
+                                                            (.transposed, .none, 150, 600, 1100, 600), (.none, .none, 150, 64, 150, 512)] {
+                let a = randomMatrix(m * k, seed: 7), b = randomMatrix(k * n, seed: 8)
+                var c = [Float](repeating: 0, count: m * ldc)
+                b.withUnsafeBufferPointer { bPointer in
+                    store.multiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: transposeA == .none ? k : m,
+                                   b: .matrix(bPointer.baseAddress!), ldb: transposeB == .none ? n : k, c: &c, ldc: ldc)
+                }
+            }
+        }
+        var config = VAVLConfiguration.tiny(audio: 5, video: 4, outputs: 3)
+        config.precision = .bf16
+        let model = VAVLModel(config)
+        model.initialize(seed: 3)
+        let batch = mixedBatch(audioDimension: 5, videoDimension: 4, labels: Matrix(rows: 5, columns: 3, values: [0.7, 0.2, 0.1, 0.1, 0.8, 0.1, 0.2, 0.2, 0.6, 0.5, 0.25, 0.25, 0.1, 0.1, 0.8]), seed: 1)
+        _ = try MatrixEngine.with(.onednn) { try AlgorithmOne(model: model).iterate(batch, counts: batch.localCounts, iteration: 0) }
+        XCTAssertFalse(BLAS.bf16Implementations.isEmpty)
+        for implementation in BLAS.bf16Implementations {
+            XCTAssertTrue(implementation.hasPrefix("brg:"), "a product on \(implementation)")
+        }
+    }
 }

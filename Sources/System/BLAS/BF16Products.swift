@@ -145,6 +145,12 @@ extension BLAS {
     /// ``bf16ColumnTile`` columns); when A is transposed (a weight gradient, whose reduction
     /// runs over the batch's rows) the reduction is cut into chunks of ``bf16ReductionChunk``
     /// added in order. Tiles run on the rank's threads.
+    ///
+    /// oneDNN 2.6 takes its fast kernels (`brg:`, AMX where the CPU has it) only when all
+    /// three operands are dense; one with a row stride longer than its row (a transposed A's
+    /// row tile, a column tile of B or C, one head's columns) fell back to `gemm:jit`,
+    /// which has no AMX kernel. Such a part is copied into the thread's dense scratch (and
+    /// C's back after), so every matmul is created for dense operands.
     public static func bf16gemm(
         transposeA: Transpose = .none, transposeB: Transpose = .none,
         m: Int, n: Int, k: Int,
@@ -168,21 +174,30 @@ extension BLAS {
             // B's columns likewise.
             let aTile = transposeA == .none ? a + rowStart * lda : a + rowStart
             let bTile = transposeB == .none ? b + columnStart : b + columnStart * ldb
+            let cTile = c + rowStart * ldc + columnStart
+            let cWork = ldc == columns ? cTile : DenseScratch.floats(rows * columns)
+            if cWork != cTile && accumulate { DenseScratch.copy(cTile, ldc, rows: rows, columns: columns, into: cWork) }
             var done = 0
             while done < k {
                 let depth = min(chunk, k - done)
-                let aPart = transposeA == .none ? aTile + done : aTile + done * lda
-                let bPart = transposeB == .none ? bTile + done * ldb : bTile + done
-                let key = BF16MatmulCache.Key(m: rows, n: columns, k: depth, lda: lda, ldb: ldb, ldc: ldc,
+                // The parts as stored: A rows × depth (transposed: depth × rows), B depth ×
+                // columns (transposed: columns × depth).
+                let aPart = DenseScratch.dense(transposeA == .none ? aTile + done : aTile + done * lda, lda,
+                                               rows: transposeA == .none ? rows : depth, columns: transposeA == .none ? depth : rows, slot: 0)
+                let bPart = DenseScratch.dense(transposeB == .none ? bTile + done * ldb : bTile + done, ldb,
+                                               rows: transposeB == .none ? depth : columns, columns: transposeB == .none ? columns : depth, slot: 1)
+                let key = BF16MatmulCache.Key(m: rows, n: columns, k: depth,
+                                              lda: transposeA == .none ? depth : rows, ldb: transposeB == .none ? columns : depth, ldc: columns,
                                               transposeA: transposeA == .transposed, transposeB: transposeB == .transposed,
                                               accumulate: accumulate || done > 0)
                 let matmul = BF16MatmulCache.shared.matmul(key)
                 ProductProfile.measure(transposeA: transposeA, transposeB: transposeB, m: rows, n: columns, k: depth) {
-                    let status = vavl_bf16_matmul_execute(matmul, aPart, bPart, c + rowStart * ldc + columnStart)
+                    let status = vavl_bf16_matmul_execute(matmul, aPart, bPart, cWork)
                     if status != 0 { fatalError("\(OneDNNError(operation: "matmul \(key)", status: status))") }
                 }
                 done += depth
             }
+            if cWork != cTile { DenseScratch.copy(cWork, columns, rows: rows, columns: columns, into: cTile, stride: ldc) }
         }
         let tiles = rowTiles * columnTiles
         if splitCount(m: m, n: n, k: k) == 1 || tiles == 1 {
@@ -190,5 +205,36 @@ extension BLAS {
             return
         }
         DispatchQueue.concurrentPerform(iterations: tiles) { run(tile: $0) }
+    }
+}
+
+/// The calling thread's dense copies of strided operand parts (`vavl_thread_scratch`: slot 0
+/// for A, 1 for B, 2 for C), for ``BLAS/bf16gemm(transposeA:transposeB:m:n:k:a:lda:b:ldb:accumulate:c:ldc:)``.
+enum DenseScratch {
+    /// `source` (rows × columns, row stride `stride`) itself if dense, else a dense copy.
+    static func dense(_ source: UnsafePointer<UInt16>, _ stride: Int, rows: Int, columns: Int, slot: Int32) -> UnsafePointer<UInt16> {
+        if stride == columns || rows == 1 { return source }
+        let target = buffer(slot, bytes: rows * columns * 2).assumingMemoryBound(to: UInt16.self)
+        for row in 0..<rows { (target + row * columns).update(from: source + row * stride, count: columns) }
+        return UnsafePointer(target)
+    }
+
+    /// Room for `count` floats (slot 2).
+    static func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
+        buffer(2, bytes: count * 4).assumingMemoryBound(to: Float.self)
+    }
+
+    /// Copies rows × columns floats from `source` (row stride `sourceStride`) to `target`
+    /// (row stride `stride`, dense by default).
+    static func copy(_ source: UnsafePointer<Float>, _ sourceStride: Int, rows: Int, columns: Int,
+                     into target: UnsafeMutablePointer<Float>, stride: Int? = nil) {
+        for row in 0..<rows { (target + row * (stride ?? columns)).update(from: source + row * sourceStride, count: columns) }
+    }
+
+    private static func buffer(_ slot: Int32, bytes: Int) -> UnsafeMutableRawPointer {
+        guard let pointer = vavl_thread_scratch(slot, max(bytes, 1)) else {
+            fatalError("\(OneDNNError(operation: "allocating \(bytes) bytes of operand scratch", status: 1))")
+        }
+        return pointer
     }
 }

@@ -131,6 +131,23 @@ done:
 
 const char *vavl_bf16_matmul_implementation(const vavl_bf16_matmul *matmul) { return matmul->implementation; }
 
+static __thread void *scratch_buffers[3];
+static __thread size_t scratch_bytes[3];
+
+void *vavl_thread_scratch(int slot, size_t bytes) {
+    if (slot < 0 || slot > 2) return NULL;
+    if (bytes > scratch_bytes[slot]) {
+        free(scratch_buffers[slot]);
+        scratch_bytes[slot] = 0;
+        if (posix_memalign(&scratch_buffers[slot], 64, bytes) != 0) {
+            scratch_buffers[slot] = NULL;
+            return NULL;
+        }
+        scratch_bytes[slot] = bytes;
+    }
+    return scratch_buffers[slot];
+}
+
 void vavl_bf16_matmul_destroy(vavl_bf16_matmul *matmul) {
     if (!matmul) return;
     dnnl_primitive_destroy(matmul->primitive);

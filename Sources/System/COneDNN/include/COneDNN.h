@@ -2,6 +2,7 @@
 #define VAVL_CONEDNN_H
 // A small C layer over oneDNN's matmul primitive for bf16 products: memory descriptors,
 // attributes and the per-thread stream stay on this side, so Swift sees three functions.
+#include <stddef.h>
 #include <stdint.h>
 
 /// A created bf16 × bf16 → f32 matmul for one shape and one operand layout.
@@ -22,6 +23,11 @@ int vavl_bf16_matmul_execute(const vavl_bf16_matmul *matmul, const uint16_t *a, 
 const char *vavl_bf16_matmul_implementation(const vavl_bf16_matmul *matmul);
 
 void vavl_bf16_matmul_destroy(vavl_bf16_matmul *matmul);
+
+/// The calling thread's scratch buffer number `slot` (0, 1 or 2), at least `bytes` long and
+/// 64-byte aligned; it keeps its contents until the next call for the same slot on the same
+/// thread grows it. NULL if it cannot be allocated.
+void *vavl_thread_scratch(int slot, size_t bytes);
 
 /// oneDNN's library version as "major.minor.patch".
 const char *vavl_onednn_version(void);
