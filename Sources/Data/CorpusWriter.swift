@@ -84,8 +84,6 @@ public final class CorpusWriter {
         self.path = path
         self.description = description
         try SafeFiles.requireReplaceable(path)
-        let temporaryPath = try SafeFiles.createTemporary(for: path, hidden: true)
-        self.temporaryPath = temporaryPath
         func fail(_ problem: String) -> CorpusError { CorpusError(file: path, problem) }
         guard !description.labelNames.isEmpty else { throw fail("a corpus needs at least one label column") }
         guard Set(description.labelNames).count == description.labelNames.count else {
@@ -113,7 +111,12 @@ public final class CorpusWriter {
         }
         let rows = chunkRows ?? (CorpusWriter.defaultChunkRows(dimension: description.audioDimension),
                                  CorpusWriter.defaultChunkRows(dimension: description.videoDimension))
-        CorpusWriter.register(temporaryPath)
+        // Created only once everything above is valid (an error leaves nothing behind), and
+        // registered for the interrupt handlers before it exists: an interrupt between its
+        // creation and its registration left it behind (seen in the tests).
+        let temporaryPath = try SafeFiles.createTemporary(for: path, hidden: true,
+                                                          willCreate: CorpusWriter.register, notCreated: CorpusWriter.unregister)
+        self.temporaryPath = temporaryPath
         do {
             let file = try HDF5Lock.withLock { try HDF5File.create(temporaryPath) }
             self.file = file

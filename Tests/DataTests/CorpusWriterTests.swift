@@ -182,6 +182,25 @@ final class CorpusWriterTests: CorpusTestCase {
         XCTAssertEqual(contents(), [])
     }
 
+    /// A writer's temporary file is registered for the interrupt handlers before it exists
+    /// (an interrupt between creating and registering it once left it behind): each name is
+    /// announced before it is tried and withdrawn if it was not created.
+    func testTemporaryNamesAreAnnouncedBeforeTheFileExists() throws {
+        var announced: [String] = [], withdrawn: [String] = []
+        let created = try SafeFiles.createTemporary(for: path("t.h5"), hidden: true, willCreate: { name in
+            XCTAssertFalse(FileManager.default.fileExists(atPath: name), "announced after it was created")
+            announced.append(name)
+        }, notCreated: { withdrawn.append($0) })
+        XCTAssertEqual(announced, [created])
+        XCTAssertEqual(withdrawn, [])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: created))
+        announced = []
+        XCTAssertThrowsError(try SafeFiles.createTemporary(for: path("missing/t.h5"), willCreate: { announced.append($0) },
+                                                           notCreated: { withdrawn.append($0) }))
+        XCTAssertEqual(announced.count, 1)
+        XCTAssertEqual(withdrawn, announced, "a name that was not created is withdrawn")
+    }
+
     func testDescriptionsAreChecked() throws {
         let file = path("d.h5")
         var bad = description

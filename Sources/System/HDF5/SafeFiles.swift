@@ -18,17 +18,24 @@ public enum SafeFiles {
     /// Creates a new empty temporary file for `target` in the same folder (so a rename can
     /// replace `target` atomically) and returns its path. `O_CREAT | O_EXCL | O_NOFOLLOW`: a
     /// file or a symbolic link already at the name is never opened, and the name carries the
-    /// pid and random bits. The corresponding C function is `open(2)`.
-    public static func createTemporary(for target: String, hidden: Bool = false) throws -> String {
+    /// pid and random bits. The corresponding C function is `open(2)`. `willCreate` is told
+    /// each name before it is tried and `notCreated` each name that was not created by us, so
+    /// that a signal handler that removes temporary files knows the file as soon as it exists.
+    public static func createTemporary(for target: String, hidden: Bool = false,
+                                       willCreate: (String) -> Void = { _ in }, notCreated: (String) -> Void = { _ in }) throws -> String {
         let url = URL(fileURLWithPath: target)
         for _ in 0..<8 {
             let name = (hidden ? "." : "") + url.lastPathComponent + ".partial-\(getpid())-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
             let path = url.deletingLastPathComponent().appendingPathComponent(name).path
+            willCreate(path)
             let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
             if descriptor >= 0 {
                 close(descriptor)
                 return path
             }
+            let failure = errno
+            notCreated(path)
+            errno = failure
             if errno != EEXIST { throw Refusal(path: path, problem: "cannot create a temporary file: \(String(cString: strerror(errno)))") }
         }
         throw Refusal(path: target, problem: "cannot find a free temporary name next to it")
