@@ -49,7 +49,7 @@ public struct CorpusDescription: Codable, Equatable, Sendable {
 /// ``append(id:speaker:split:labels:audio:video:)`` or ``finish()``, a ``cancel()``, or
 /// releasing the writer unfinished removes the temporary file, so a failed write leaves
 /// nothing behind and never replaces an existing file. After
-/// ``removePartialFilesOnInterrupt()``, SIGINT, SIGTERM and SIGHUP remove it too.
+/// `TemporaryFiles.removeOnInterrupt()`, SIGINT, SIGTERM and SIGHUP remove it too.
 public final class CorpusWriter {
     /// The output path, created by ``finish()``.
     public let path: String
@@ -115,7 +115,7 @@ public final class CorpusWriter {
         // registered for the interrupt handlers before it exists: an interrupt between its
         // creation and its registration left it behind (seen in the tests).
         let temporaryPath = try SafeFiles.createTemporary(for: path, hidden: true,
-                                                          willCreate: CorpusWriter.register, notCreated: CorpusWriter.unregister)
+                                                          willCreate: TemporaryFiles.track, notCreated: TemporaryFiles.untrack)
         self.temporaryPath = temporaryPath
         do {
             let file = try HDF5Lock.withLock { try HDF5File.create(temporaryPath) }
@@ -252,7 +252,7 @@ public final class CorpusWriter {
                 throw CorpusError(file: path, "cannot rename \(temporaryPath) to the output: \(String(cString: strerror(errno)))")
             }
             state = .finished
-            CorpusWriter.unregister(temporaryPath)
+            TemporaryFiles.untrack(temporaryPath)
             let attributes = try? FileManager.default.attributesOfItem(atPath: path)
             return (attributes?[.size] as? Int) ?? 0
         }
@@ -287,7 +287,7 @@ public final class CorpusWriter {
         }
         file = nil
         unlink(temporaryPath)
-        CorpusWriter.unregister(temporaryPath)
+        TemporaryFiles.untrack(temporaryPath)
     }
 
     // MARK: - Staging
@@ -333,51 +333,4 @@ public final class CorpusWriter {
             stagedRows = 0
         }
     }
-
-    // MARK: - Interrupts
-
-    private static let serialLock = NSLock()
-
-    private static func register(_ path: String) {
-        serialLock.lock(); defer { serialLock.unlock() }
-        for slot in 0..<partialSlotCount where partialSlots[slot] == nil {
-            partialSlots[slot] = strdup(path)
-            return
-        }
-    }
-
-    private static func unregister(_ path: String) {
-        serialLock.lock(); defer { serialLock.unlock() }
-        for slot in 0..<partialSlotCount {
-            if let pointer = partialSlots[slot], String(cString: pointer) == path {
-                partialSlots[slot] = nil
-                free(pointer)
-            }
-        }
-    }
-
-    /// Installs handlers for SIGINT, SIGTERM and SIGHUP that remove the temporary files of
-    /// unfinished writers and then let the signal end the process as it would have. For
-    /// command-line tools; call once before writing.
-    public static func removePartialFilesOnInterrupt() {
-        _ = partialSlots
-        for signalNumber in [SIGINT, SIGTERM, SIGHUP] {
-            signal(signalNumber) { received in
-                for slot in 0..<partialSlotCount {
-                    if let pointer = partialSlots[slot] { unlink(pointer) }
-                }
-                signal(received, SIG_DFL)
-                raise(received)
-            }
-        }
-    }
 }
-
-/// Temporary paths of open writers, as C strings the signal handler can unlink without
-/// allocating or locking.
-private let partialSlotCount = 16
-nonisolated(unsafe) private let partialSlots: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
-    let slots = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: partialSlotCount)
-    slots.initialize(repeating: nil, count: partialSlotCount)
-    return slots
-}()

@@ -11,10 +11,16 @@ struct VAVLCommand: ParsableCommand {
         // `train` takes SIGUSR1/SIGTERM/SIGINT as "stop after this iteration" from its very
         // first instruction: a signal during start-up (argument parsing, MPI, loading) is
         // kept and honoured after the first iteration rather than killing the rank. Other
-        // commands keep the signals' default actions.
+        // commands keep the signals' default actions, after removing the temporary file of an
+        // unfinished output (`TemporaryFiles`).
         // The re-execution of `ensureFastKernels` holds the signals blocked through the exec;
         // the new image unblocks them here, after its handlers are in place.
-        if CommandLine.arguments.dropFirst().first == "train" { vavl_install_stop_signals() } else { vavl_release_stop_signals() }
+        if CommandLine.arguments.dropFirst().first == "train" {
+            vavl_install_stop_signals()
+        } else {
+            vavl_release_stop_signals()
+            TemporaryFiles.removeOnInterrupt()
+        }
         #if VAVL_REQUIRES_AVX2
         vavl_require_avx2_fma()
         #endif

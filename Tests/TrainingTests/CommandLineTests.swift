@@ -120,6 +120,42 @@ final class CommandLineTests: XCTestCase {
         return lstat(path, &status) == 0 ? status.st_mode & S_IFMT : 0
     }
 
+    /// An export interrupted by SIGINT leaves neither the output nor its temporary file: the
+    /// temporary file is tracked from before it exists and removed by the handler. (Tried
+    /// until one run is caught mid-write; every run must leave no partial file.)
+    func testInterruptedExportLeavesNothing() throws {
+        let folder = Self.corpus.subfolder("interrupted-export")
+        // A checkpoint of ~25 M parameters (~100 MB of safetensors), slow enough to write to be interrupted.
+        let tiny = try TrainedModel(checkpoint: Self.checkpoint)
+        var config = tiny.configuration
+        (config.dim, config.heads, config.feedForwardExpansion) = (512, 8, 4)
+        (config.acousticBlocks, config.visualBlocks, config.sharedBlocks) = (1, 1, 1)
+        let model = VAVLModel(config)
+        model.initialize(seed: 2)
+        let checkpoint = folder + "/big.h5", output = folder + "/model.safetensors"
+        try Checkpoint.write(checkpoint, model: model, optimizer: nil, normalization: tiny.normalization, state: tiny.state)
+        func leftovers() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.contains(".partial-") }
+        }
+        var interrupted = false
+        for _ in 0..<5 where !interrupted {
+            unlink(output)
+            let process = Process()
+            process.executableURL = VAVLBinary.url
+            process.arguments = ["export", "--checkpoint", checkpoint, "--safetensors", output]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            while process.isRunning && leftovers().isEmpty { usleep(1000) }
+            process.interrupt()
+            process.waitUntilExit()
+            XCTAssertEqual(leftovers(), [], "a partial file was left behind")
+            interrupted = process.terminationReason == .uncaughtSignal
+            if interrupted { XCTAssertFalse(FileManager.default.fileExists(atPath: output), "an interrupted export wrote its output") }
+        }
+        XCTAssertTrue(interrupted, "no export was caught mid-write in five tries")
+    }
+
     /// The safetensors export carries everything a PyTorch user needs to predict: the
     /// canonical weights, the configuration (label transform and names) and the feature
     /// normalisation. (`Scripts/reference/check_export.py` runs it through PyTorch.)

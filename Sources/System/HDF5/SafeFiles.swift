@@ -54,11 +54,13 @@ public enum SafeFiles {
     /// Writes `contents` to `path` as a whole, atomically: refused if `path` exists and is
     /// not a regular file (``requireReplaceable(_:)``); written to an exclusive temporary
     /// file beside it (``createTemporary(for:hidden:)``), then renamed over it, so a reader
-    /// never sees half a file and nothing is left behind on an error. Every whole-file
-    /// output of the program goes through here.
+    /// never sees half a file and nothing is left behind on an error or an interrupt
+    /// (``TemporaryFiles``). Every whole-file output of the program goes through here.
     public static func replace(_ path: String, with contents: Data) throws {
         try requireReplaceable(path)
-        let temporary = try createTemporary(for: path)
+        // Tracked from before it exists until it is renamed or removed (`TemporaryFiles`).
+        let temporary = try createTemporary(for: path, willCreate: TemporaryFiles.track, notCreated: TemporaryFiles.untrack)
+        defer { TemporaryFiles.untrack(temporary) }
         do {
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
             defer { try? handle.close() }

@@ -86,7 +86,6 @@ struct SynthCorpusCommand: ParsableCommand {
         if let audioStrength { options.signal.audioStrength = audioStrength }
         if let videoStrength { options.signal.videoStrength = videoStrength }
         try reportingErrors {
-            CorpusWriter.removePartialFilesOnInterrupt()
             let progress = ProgressPrinter("synth")
             let report = try synthesizeCorpus(options) { progress($0, $1) }
             if json {
@@ -142,7 +141,6 @@ struct ImportCorpusCommand: ParsableCommand {
         options.audioFramesPerSecond = audioFps
         options.videoFramesPerSecond = videoFps
         try reportingErrors {
-            CorpusWriter.removePartialFilesOnInterrupt()
             let progress = ProgressPrinter("import")
             let report = try importCorpus(options) { progress($0, $1) }
             if json {
