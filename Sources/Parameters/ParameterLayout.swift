@@ -14,25 +14,33 @@ public enum Initializer: Sendable {
     }
 }
 
+/// A named tensor stored at `offset` in one of the store's flat buffers.
+public protocol FlatTensor: Sendable {
+    var name: String { get }
+    var shape: [Int] { get }
+    var offset: Int { get }
+}
+
+extension FlatTensor {
+    public var count: Int { shape.reduce(1, *) }
+    public var range: Range<Int> { offset..<(offset + count) }
+}
+
 /// A named view into the flat parameter buffer and, at the same offset, the gradient buffer.
-public struct Parameter: Sendable {
+public struct Parameter: FlatTensor {
     /// The canonical dotted name (DESIGN §6), e.g. `acoustic.encoder.blocks.0.ff1.linear1.weight`.
     public let name: String
     /// Shape as PyTorch stores it (Linear: out × in; Conv1d: out × in/groups × k).
     public let shape: [Int]
     public let offset: Int
-    public var count: Int { shape.reduce(1, *) }
-    public var range: Range<Int> { offset..<(offset + count) }
     public let initializer: Initializer
 }
 
 /// A named non-trainable tensor (BatchNorm running statistics), in the flat buffer store.
-public struct Buffer: Sendable {
+public struct Buffer: FlatTensor {
     public let name: String
     public let shape: [Int]
     public let offset: Int
-    public var count: Int { shape.reduce(1, *) }
-    public var range: Range<Int> { offset..<(offset + count) }
     public let initialValue: Float
 }
 
